@@ -1,0 +1,32 @@
+# ratmir — every target sets itself up (.venv) first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TASK   ?= ct
+
+.PHONY: setup test test-fast demo bench clean
+
+setup: $(STAMP)
+
+# Re-installs only when the project's dependency files change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+demo: setup
+	$(PY) -m ratmir demo --task $(TASK) --out demo
+
+bench: setup
+	$(PY) benchmarks/attention.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

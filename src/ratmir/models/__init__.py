@@ -1,0 +1,12 @@
+"""Models: RAT and its parts, reference-checkpoint import, safetensors save/load."""
+
+from .grouped_attention import TokenGroups, grouped_attention, plan_groups
+from .nafblock import NAFBlock
+from .pretrained import load_pretrained, read_metadata, save_pretrained
+from .rat import RAT, RATGroup, RATLayer
+from .reference import from_reference, infer_reference_config
+
+__all__ = [
+    "RAT", "RATGroup", "RATLayer", "NAFBlock", "TokenGroups", "grouped_attention", "plan_groups",
+    "from_reference", "infer_reference_config", "save_pretrained", "load_pretrained", "read_metadata",
+]

@@ -1,0 +1,74 @@
+"""The two attention sub-layers of a RAT layer.
+
+Both scale logits by ``num_heads ** -0.5`` (not ``head_dim ** -0.5``), as the reference does,
+and split channels head-major (``(head c)``).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .grouped_attention import TokenGroups, grouped_attention
+
+
+def _heads(t: Tensor, num_heads: int) -> Tensor:
+    """[B, C, H, W] -> [B, heads, H*W, C/heads]."""
+    b, c, h, w = t.shape
+    return t.reshape(b, num_heads, c // num_heads, h * w).transpose(-1, -2)
+
+
+class RegionAttention(nn.Module):
+    """Multi-head self-attention among tokens of the same group (R-MSA).
+
+    Which tokens form a group is decided by the caller: regions (R-MSA), windows (W-MSA) or a
+    single group per image (global MSA). Parameters: 1x1-conv ``qkv`` and ``project_out``.
+    """
+
+    def __init__(self, channels: int, *, num_heads: int, mask_value: float = -1000.0) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.mask_value = mask_value
+        self.qkv = nn.Conv2d(channels, channels * 3, kernel_size=1)
+        self.project_out = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
+        """x [B, C, H, W], groups over the B x H*W tokens -> [B, C, H, W]."""
+        b, c, h, w = x.shape
+        q, k, v = (_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, dim=1))
+        out = grouped_attention(
+            q, k, v, groups, scale=self.num_heads**-0.5, backend=backend, mask_value=self.mask_value
+        )
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        return self.project_out(out)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention in non-overlapping, non-shifted windows (W-MSA).
+
+    H and W must be multiples of ``window_size``. Parameters: linear ``qkv`` and ``proj_out``.
+    """
+
+    def __init__(self, channels: int, *, num_heads: int, window_size: int) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.qkv = nn.Linear(channels, channels * 3)
+        self.proj_out = nn.Linear(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> [B, C, H, W]."""
+        b, c, h, w = x.shape
+        s = self.window_size
+        assert h % s == 0 and w % s == 0, "the caller pads to a multiple of the window size"
+        win = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 3, 5, 1).reshape(-1, s * s, c)
+        qkv = self.qkv(win).reshape(win.shape[0], s * s, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B*nW, heads, s*s, d]
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.num_heads**-0.5)
+        out = self.proj_out(out.transpose(1, 2).reshape(win.shape[0], s * s, c))
+        out = out.reshape(b, h // s, w // s, s, s, c).permute(0, 5, 1, 3, 2, 4)
+        return out.reshape(b, c, h, w)

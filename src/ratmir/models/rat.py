@@ -1,0 +1,231 @@
+"""The Region Attention Transformer (RAT), numerically identical to the authors' code.
+
+U-shape: 3x3 conv in -> encoder levels (NAFBlocks, then a 2x2 stride-2 conv) -> middle groups
+of RAT layers (each group closes with a 3x3 conv and a residual; a residual around the whole
+middle) -> decoder levels (1x1 conv + PixelShuffle(2), skip sum, NAFBlocks) -> 3x3 conv out;
+output = input + residual. Module names follow the reference so its state dicts load as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_choice, check_image, check_label_map, check_positive_int
+from .attention import RegionAttention, WindowAttention
+from .grouped_attention import BACKENDS, TokenGroups, plan_groups, resolve_backend
+from .layers import ConvMLP, LayerNorm2d
+from .nafblock import NAFBlock
+
+ATTENTION_MODES = ("region", "window", "global")
+
+
+class RATLayer(nn.Module):
+    """LN -> grouped MSA -> LN -> MLP, then LN -> W-MSA -> LN -> MLP, on [B, C, H, W].
+
+    Both attention branches are scaled by per-channel layer scales that start at zero.
+    """
+
+    def __init__(self, channels: int, *, num_heads: int, window_size: int, mlp_ratio: float,
+                 mask_value: float) -> None:
+        super().__init__()
+        hidden = int(channels * mlp_ratio)
+        self.norm_ra = LayerNorm2d(channels)
+        self.ra = RegionAttention(channels, num_heads=num_heads, mask_value=mask_value)
+        self.lambda_ra = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.norm_ra_mlp = LayerNorm2d(channels)
+        self.mlp_ra = ConvMLP(channels, hidden=hidden)
+        self.norm_wa = LayerNorm2d(channels)
+        self.wa = WindowAttention(channels, num_heads=num_heads, window_size=window_size)
+        self.lambda_wa = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.norm_wa_mlp = LayerNorm2d(channels)
+        self.mlp_wa = ConvMLP(channels, hidden=hidden)
+
+    def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
+        x = x + self.lambda_ra * self.ra(self.norm_ra(x), groups, backend=backend)
+        x = x + self.mlp_ra(self.norm_ra_mlp(x))
+        x = x + self.lambda_wa * self.wa(self.norm_wa(x))
+        return x + self.mlp_wa(self.norm_wa_mlp(x))
+
+
+class RATGroup(nn.Module):
+    """``n`` RAT layers, a 3x3 conv and a residual around them."""
+
+    def __init__(self, channels: int, *, num_layers: int, **layer_kwargs: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(RATLayer(channels, **layer_kwargs) for _ in range(num_layers))
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
+        shortcut = x
+        for layer in self.layers:
+            x = layer(x, groups, backend=backend)
+        return self.conv(x) + shortcut
+
+
+class RAT(nn.Module):
+    """Region Attention Transformer.
+
+    Args:
+        in_channels: image channels (1 for CT/PET, 3 for pathology).
+        width: channels after the input conv; doubled at each encoder level.
+        enc_blocks / dec_blocks: NAFBlocks per encoder / decoder level (same number of levels).
+        middle_layers: RAT layers at the bottleneck, in groups of ``layers_per_group``.
+        num_heads, window_size, mlp_ratio: of every RAT layer.
+        mask_value: additive logit across regions in the dense backend (the reference's -1000).
+        attention: first sub-layer of each RAT layer: ``"region"`` (R-MSA), ``"window"``
+            (W-MSA) or ``"global"`` (full MSA) -- the paper's Table 4 ablation.
+        attention_backend: ``"auto"``, ``"sparse"``, ``"dense"`` or ``"flex"`` (see
+            :mod:`ratmir.models.grouped_attention`).
+
+    Call ``model(x, regions)`` with ``x`` float [B, C, H, W] and ``regions`` an integer label
+    map [B, H, W] (any integer values; ignored, and optional, unless ``attention="region"``).
+    Any H, W work: the input is padded to a multiple of ``size_multiple`` inside and the
+    output cropped back; padded pixels form groups of their own in the first sub-layer.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        width: int = 64,
+        enc_blocks: Sequence[int] = (2, 2),
+        dec_blocks: Sequence[int] = (2, 2),
+        middle_layers: int = 12,
+        layers_per_group: int = 3,
+        num_heads: int = 8,
+        window_size: int = 4,
+        mlp_ratio: float = 2.0,
+        mask_value: float = -1000.0,
+        attention: str = "region",
+        attention_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("width", width), ("num_heads", num_heads),
+                            ("window_size", window_size), ("layers_per_group", layers_per_group)):
+            check_positive_int(name, value)
+        check_positive_int("middle_layers", middle_layers, minimum=0)
+        enc_blocks, dec_blocks = tuple(enc_blocks), tuple(dec_blocks)
+        for name, blocks in (("enc_blocks", enc_blocks), ("dec_blocks", dec_blocks)):
+            for i, n in enumerate(blocks):
+                check_positive_int(f"{name}[{i}]", n, minimum=0)
+        if len(enc_blocks) != len(dec_blocks):
+            raise ValueError(
+                f"enc_blocks and dec_blocks must have the same number of levels, got "
+                f"{len(enc_blocks)} ({enc_blocks}) and {len(dec_blocks)} ({dec_blocks})"
+            )
+        if middle_layers % layers_per_group:
+            raise ValueError(
+                f"middle_layers ({middle_layers}) must be a multiple of layers_per_group ({layers_per_group})"
+            )
+        latent = width * 2 ** len(enc_blocks)
+        if latent % num_heads:
+            raise ValueError(f"latent channels width*2**levels = {latent} must be divisible by num_heads ({num_heads})")
+        if not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")
+        check_choice("attention", attention, ATTENTION_MODES)
+        check_choice("attention_backend", attention_backend, BACKENDS)
+        self._config = dict(
+            in_channels=in_channels, width=width, enc_blocks=list(enc_blocks), dec_blocks=list(dec_blocks),
+            middle_layers=middle_layers, layers_per_group=layers_per_group, num_heads=num_heads,
+            window_size=window_size, mlp_ratio=float(mlp_ratio), mask_value=float(mask_value),
+            attention=attention, attention_backend=attention_backend,
+        )
+        self.attention = attention
+        self.attention_backend = attention_backend
+        self.window_size = window_size
+        self.stride = 2 ** len(enc_blocks)
+
+        self.intro = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
+        self.ending = nn.Conv2d(width, in_channels, kernel_size=3, padding=1)
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        chan = width
+        for n in enc_blocks:
+            self.encoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
+            self.downs.append(nn.Conv2d(chan, chan * 2, kernel_size=2, stride=2))
+            chan *= 2
+        self.middle_blks = nn.ModuleList(
+            RATGroup(chan, num_layers=layers_per_group, num_heads=num_heads, window_size=window_size,
+                     mlp_ratio=mlp_ratio, mask_value=mask_value)
+            for _ in range(middle_layers // layers_per_group)
+        )
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        for n in dec_blocks:
+            self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, kernel_size=1, bias=False), nn.PixelShuffle(2)))
+            chan //= 2
+            self.decoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
+
+    @property
+    def config(self) -> dict:
+        """The constructor's keyword arguments (JSON-serialisable)."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._config.items()}
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs are padded internally to a multiple of this (encoder stride x window)."""
+        return self.stride * self.window_size
+
+    def forward(self, x: Tensor, regions: Tensor | None = None) -> Tensor:
+        """x [B, C, H, W] float, regions [B, H, W] integer labels -> [B, C, H, W]."""
+        check_image(x, channels=self._config["in_channels"])
+        if regions is None:
+            if self.attention == "region":
+                raise ValueError("attention='region' needs a region label map `regions` [B, H, W], got None")
+        else:
+            regions = check_label_map(regions, like=x)
+        h, w = x.shape[-2:]
+        m = self.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        inp = _pad_image(x, pad_h, pad_w)
+        groups = self._groups(regions, x.shape[0], h, w, pad_h, pad_w)
+        backend = resolve_backend(self.attention_backend, x.device)
+
+        x = self.intro(inp)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        shortcut = x
+        for blk in self.middle_blks:
+            x = blk(x, groups, backend=backend)
+        x = x + shortcut
+        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+            x = decoder(up(x) + skip)
+        x = self.ending(x) + inp
+        return x[..., :h, :w]
+
+    def _groups(self, regions: Tensor | None, b: int, h: int, w: int, pad_h: int, pad_w: int) -> TokenGroups:
+        """Group label of every latent token, [B, Hl*Wl], planned for attention.
+
+        Region labels are sampled at the top-left pixel of each stride x stride block (what
+        ``F.interpolate(mode="nearest", scale_factor=1/stride)`` does); tokens whose sample
+        lies in the padding form a group of their own.
+        """
+        s = self.stride
+        hl, wl = (h + pad_h) // s, (w + pad_w) // s
+        device = self.intro.weight.device
+        rows = torch.arange(hl, device=device)[:, None]
+        cols = torch.arange(wl, device=device)[None, :]
+        padded = ((rows * s >= h) | (cols * s >= w)).expand(b, hl, wl)
+        if self.attention == "region":
+            sampled = F.pad(regions, (0, pad_w, 0, pad_h))[:, ::s, ::s]
+            _, group = torch.unique(sampled, return_inverse=True)
+        elif self.attention == "window":
+            ws = self.window_size
+            group = ((rows // ws) * (wl // ws) + cols // ws).expand(b, hl, wl)
+        else:
+            group = torch.zeros(b, hl, wl, dtype=torch.int64, device=device)
+        labels = group * 2 + padded.long()
+        return plan_groups(labels.reshape(b, hl * wl))
+
+
+def _pad_image(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
+    """Pad bottom/right by reflection (replication when the image is too small to reflect)."""
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
