@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """../shared/reference beside the repository (present on developer machines and in CI)."""
+    path = SHARED / "reference"
+    if not (path / "rat_reference_vector.pt").is_file():
+        pytest.skip(f"reference material not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_vector(reference_dir: Path) -> dict:
+    return torch.load(reference_dir / "rat_reference_vector.pt", weights_only=False)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ratmir.models import RAT
+
+TINY = dict(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_layers=2, layers_per_group=1, num_heads=2)
+
+
+def _perturbed(**kwargs) -> RAT:
+    """A tiny RAT whose zero-initialised scales are non-zero, so every branch matters."""
+    model = RAT(**{**TINY, **kwargs})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def _regions(b: int, h: int, w: int, k: int = 5) -> torch.Tensor:
+    return torch.randint(0, k, (b, h, w)) * 17 + 3
+
+
+def test_output_shape_and_residual_at_init() -> None:
+    model = RAT(**TINY)
+    x = torch.rand(2, 1, 32, 32)
+    y = model(x, _regions(2, 32, 32))
+    assert y.shape == x.shape
+    # with zero-initialised NAFBlock/attention scales the residual is ending(conv stack) only
+    assert not torch.equal(y, x)
+
+
+@pytest.mark.parametrize("size", [(37, 50), (16, 16), (5, 3), (64, 17)])
+def test_any_image_size_sparse_equals_dense(size: tuple[int, int]) -> None:
+    h, w = size
+    sparse = _perturbed(attention_backend="sparse").eval()
+    dense = RAT(**TINY, attention_backend="dense").eval()
+    dense.load_state_dict(sparse.state_dict())
+    x, r = torch.rand(2, 1, h, w), _regions(2, h, w)
+    with torch.no_grad():
+        ys, yd = sparse(x, r), dense(x, r)
+    assert ys.shape == (2, 1, h, w)
+    torch.testing.assert_close(ys, yd, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_equals_dense_gradients() -> None:
+    sparse = _perturbed(attention_backend="sparse")
+    dense = RAT(**TINY, attention_backend="dense")
+    dense.load_state_dict(sparse.state_dict())
+    x, r, t = torch.rand(2, 1, 32, 48), _regions(2, 32, 48), torch.rand(2, 1, 32, 48)
+    for m in (sparse, dense):
+        (m(x, r) - t).abs().mean().backward()
+    for (name, ps), pd in zip(sparse.named_parameters(), dense.parameters()):
+        torch.testing.assert_close(ps.grad, pd.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_every_parameter_receives_gradient() -> None:
+    model = _perturbed()
+    x = torch.rand(2, 1, 32, 32)
+    model(x, _regions(2, 32, 32)).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_window_mode_equals_region_mode_on_window_blocks() -> None:
+    region = _perturbed(attention="region").eval()
+    window = RAT(**TINY, attention="window").eval()
+    window.load_state_dict(region.state_dict())
+    block = region.stride * region.window_size  # a latent window covers 16x16 pixels
+    rows = torch.arange(48)[:, None] // block
+    cols = torch.arange(32)[None, :] // block
+    blocks = (rows * 100 + cols).expand(2, 48, 32)
+    x = torch.rand(2, 1, 48, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(window(x, None), region(x, blocks), atol=1e-5, rtol=1e-5)
+
+
+def test_global_mode_equals_one_region() -> None:
+    region = _perturbed(attention="region").eval()
+    glob = RAT(**TINY, attention="global").eval()
+    glob.load_state_dict(region.state_dict())
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        y_one = region(x, torch.full((2, 32, 32), 4))
+        torch.testing.assert_close(glob(x, _regions(2, 32, 32)), y_one, atol=1e-5, rtol=1e-5)
+        assert (region(x, _regions(2, 32, 32)) - y_one).abs().max() > 1e-4  # regions matter
+
+
+def test_labels_are_names_only() -> None:
+    model = _perturbed().eval()
+    x, r = torch.rand(1, 1, 32, 32), _regions(1, 32, 32)
+    relabelled = r * -1000 + 2**35  # a bijection onto negative / huge values
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, r), model(x, relabelled))
+        torch.testing.assert_close(model(x, r), model(x, r.double()))  # integer-valued floats
+
+
+def test_rgb_model_and_config_roundtrip() -> None:
+    model = RAT(in_channels=3, **TINY)
+    assert model(torch.rand(1, 3, 20, 20), _regions(1, 20, 20)).shape == (1, 3, 20, 20)
+    assert RAT(**model.config).config == model.config
+
+
+@pytest.mark.parametrize(
+    ("x", "regions", "error", "match"),
+    [
+        (torch.rand(1, 32, 32), torch.zeros(1, 32, 32), ValueError, r"4 dimensions"),
+        (torch.rand(1, 3, 32, 32), torch.zeros(1, 32, 32), ValueError, r"1 channel\(s\), got 3"),
+        (torch.rand(1, 1, 32, 32), torch.zeros(1, 32, 31), ValueError, r"\[1, 32, 32\].*got \[1, 32, 31\]"),
+        (torch.rand(1, 1, 32, 32), torch.zeros(32, 32), ValueError, r"\[B, H, W\]"),
+        (torch.rand(1, 1, 32, 32), torch.full((1, 32, 32), 0.5), ValueError, r"non-integer values such as \[0.5"),
+        (torch.full((1, 1, 32, 32), float("nan")), torch.zeros(1, 32, 32), ValueError, r"1024 NaN/Inf"),
+        (torch.rand(0, 1, 32, 32), torch.zeros(0, 32, 32), ValueError, r"empty batch"),
+        (torch.zeros(1, 1, 32, 32, dtype=torch.long), torch.zeros(1, 32, 32), TypeError, r"floating-point"),
+        (torch.rand(1, 1, 32, 32), torch.zeros(1, 32, 32, dtype=torch.bool), TypeError, r"integer labels"),
+        (torch.rand(1, 1, 32, 32), None, ValueError, r"needs a region label map"),
+        ([[0.0]], torch.zeros(1, 1, 1), TypeError, r"torch.Tensor"),
+    ],
+)
+def test_bad_inputs(x, regions, error, match) -> None:
+    with pytest.raises(error, match=match):
+        RAT(**TINY)(x, regions)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(attention="swin"), ValueError, r"attention must be one of \('region', 'window', 'global'\), got 'swin'"),
+        (dict(attention_backend="cuda"), ValueError, r"attention_backend must be one of .*got 'cuda'"),
+        (dict(enc_blocks=(1,)), ValueError, r"same number of levels"),
+        (dict(middle_layers=3, layers_per_group=2), ValueError, r"multiple of layers_per_group"),
+        (dict(num_heads=3), ValueError, r"divisible by num_heads \(3\)"),
+        (dict(width=8.0), TypeError, r"width must be an int"),
+        (dict(mlp_ratio=0), ValueError, r"mlp_ratio"),
+    ],
+)
+def test_bad_config(kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        RAT(**{**TINY, **kwargs})
+
+
+def test_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        RAT(1, 64)  # type: ignore[misc]
