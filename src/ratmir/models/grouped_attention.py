@@ -242,7 +242,8 @@ def _flex_attention():
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     except ImportError:  # pragma: no cover - torch without FlexAttention
         return None
-    return torch.compile(flex_attention, dynamic=False), create_block_mask
+    # dynamic=None: after a shape change, recompile once with dynamic shapes instead of per size
+    return torch.compile(flex_attention), create_block_mask
 
 
 def _flex(q: Tensor, k: Tensor, v: Tensor, groups: TokenGroups, *, scale: float) -> Tensor:
