@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ SHARED = REPO.parent / "shared"
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """../shared/reference beside the repository (present on developer machines and in CI)."""
-    path = SHARED / "reference"
+    """../shared/reference beside the repository (present on developer machines and in CI),
+    or the folder named by RATMIR_REFERENCE_DIR. Missing in CI is a failure, not a skip."""
+    path = Path(os.environ.get("RATMIR_REFERENCE_DIR", SHARED / "reference"))
     if not (path / "rat_reference_vector.pt").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference material not found at {path} (CI must have ../shared beside the clone)")
         pytest.skip(f"reference material not found at {path}")
     return path
 
