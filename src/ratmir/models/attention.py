@@ -23,14 +23,17 @@ class RegionAttention(nn.Module):
 
     Which tokens form a group is decided by the caller: regions (R-MSA), windows (W-MSA) or a
     single group per image (global MSA). Parameters: 1x1-conv ``qkv`` and ``project_out``.
+    ``scale`` defaults to the reference's ``num_heads ** -0.5``.
     """
 
-    def __init__(self, channels: int, *, num_heads: int, mask_value: float = -1000.0) -> None:
+    def __init__(self, channels: int, *, num_heads: int, mask_value: float = -1000.0,
+                 scale: float | None = None) -> None:
         super().__init__()
         if channels % num_heads:
             raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
         self.mask_value = mask_value
+        self.scale = num_heads**-0.5 if scale is None else scale
         self.qkv = nn.Conv2d(channels, channels * 3, kernel_size=1)
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1)
 
@@ -39,7 +42,7 @@ class RegionAttention(nn.Module):
         b, c, h, w = x.shape
         q, k, v = (_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, dim=1))
         out = grouped_attention(
-            q, k, v, groups, scale=self.num_heads**-0.5, backend=backend, mask_value=self.mask_value
+            q, k, v, groups, scale=self.scale, backend=backend, mask_value=self.mask_value
         )
         out = out.transpose(-1, -2).reshape(b, c, h, w)
         return self.project_out(out)

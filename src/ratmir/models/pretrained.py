@@ -1,4 +1,5 @@
-"""Save and load RAT weights as safetensors, with the model configuration in the metadata."""
+"""Save and load model weights as safetensors, with the architecture and its configuration in
+the file's metadata (any registered model: RAT and the baselines)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,23 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .. import __version__
-from .rat import RAT
+from .base import RestorationModel
+from .registry import build_model
 
-_FORMAT = "ratmir.RAT"
+_FORMAT = "ratmir.model"
 
 
-def save_pretrained(model: RAT, path: str | os.PathLike, *, metadata: dict[str, str] | None = None) -> Path:
+def save_pretrained(model: RestorationModel, path: str | os.PathLike, *, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model``'s weights and configuration to ``path`` (a ``.safetensors`` file).
 
     ``metadata`` adds string entries (e.g. the task's normalisation). The file is written to
     a temporary name and renamed, so an interrupted save never leaves a truncated file.
     """
-    if not isinstance(model, RAT):
-        raise TypeError(f"model must be a ratmir.models.RAT, got {type(model).__name__}")
+    if not isinstance(model, RestorationModel):
+        raise TypeError(f"model must be a ratmir model (RAT or a baseline), got {type(model).__name__}")
     path = Path(path)
-    meta = {"format": _FORMAT, "ratmir_version": __version__, "config": json.dumps(model.config)}
+    meta = {"format": _FORMAT, "ratmir_version": __version__, "architecture": model.architecture,
+            "config": json.dumps(model.config)}
     for key, value in (metadata or {}).items():
         if not isinstance(value, str):
             raise TypeError(f"metadata[{key!r}] must be a str, got {type(value).__name__}")
@@ -48,17 +51,18 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
-    if meta.get("format") != _FORMAT or "config" not in meta:
+    if meta.get("format") != _FORMAT or "config" not in meta or "architecture" not in meta:
         raise ValueError(f"{path} was not written by ratmir.models.save_pretrained (metadata format={meta.get('format')!r})")
     return meta
 
 
-def load_pretrained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", **overrides) -> RAT:
+def load_pretrained(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+                    **overrides) -> RestorationModel:
     """Rebuild the model saved at ``path``; ``overrides`` change runtime options such as
     ``attention_backend``."""
     meta = read_metadata(path)
     config = json.loads(meta["config"])
     config.update(overrides)
-    model = RAT(**config)
+    model = build_model(meta["architecture"], **config)
     model.load_state_dict(load_file(str(path), device=str(map_location)))
     return model.to(map_location)

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_image, check_label_map, check_positive_int
+from .._checks import check_choice, check_positive_int
 from .attention import RegionAttention, WindowAttention
+from .base import RestorationModel, pad_to_multiple
 from .grouped_attention import BACKENDS, TokenGroups, plan_groups, resolve_backend
 from .layers import ConvMLP, LayerNorm2d
-from .nafblock import NAFBlock
+from .unet import build_decoder, build_encoder, run_unet
 
 ATTENTION_MODES = ("region", "window", "global")
 
@@ -66,7 +67,7 @@ class RATGroup(nn.Module):
         return self.conv(x) + shortcut
 
 
-class RAT(nn.Module):
+class RAT(RestorationModel):
     """Region Attention Transformer.
 
     Args:
@@ -86,6 +87,9 @@ class RAT(nn.Module):
     Any H, W work: the input is padded to a multiple of ``size_multiple`` inside and the
     output cropped back; padded pixels form groups of their own in the first sub-layer.
     """
+
+    architecture = "rat"
+    uses_regions = True
 
     def __init__(
         self,
@@ -128,8 +132,8 @@ class RAT(nn.Module):
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")
         check_choice("attention", attention, ATTENTION_MODES)
         check_choice("attention_backend", attention_backend, BACKENDS)
-        self._config = dict(
-            in_channels=in_channels, width=width, enc_blocks=list(enc_blocks), dec_blocks=list(dec_blocks),
+        self._set_config(
+            in_channels=in_channels, width=width, enc_blocks=enc_blocks, dec_blocks=dec_blocks,
             middle_layers=middle_layers, layers_per_group=layers_per_group, num_heads=num_heads,
             window_size=window_size, mlp_ratio=float(mlp_ratio), mask_value=float(mask_value),
             attention=attention, attention_backend=attention_backend,
@@ -138,64 +142,34 @@ class RAT(nn.Module):
         self.attention_backend = attention_backend
         self.window_size = window_size
         self.stride = 2 ** len(enc_blocks)
+        self.size_multiple = self.stride * window_size
 
         self.intro = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
         self.ending = nn.Conv2d(width, in_channels, kernel_size=3, padding=1)
-        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
-        chan = width
-        for n in enc_blocks:
-            self.encoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
-            self.downs.append(nn.Conv2d(chan, chan * 2, kernel_size=2, stride=2))
-            chan *= 2
+        self.encoders, self.downs, chan = build_encoder(width, enc_blocks)
         self.middle_blks = nn.ModuleList(
             RATGroup(chan, num_layers=layers_per_group, num_heads=num_heads, window_size=window_size,
                      mlp_ratio=mlp_ratio, mask_value=mask_value)
             for _ in range(middle_layers // layers_per_group)
         )
-        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for n in dec_blocks:
-            self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, kernel_size=1, bias=False), nn.PixelShuffle(2)))
-            chan //= 2
-            self.decoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
+        self.ups, self.decoders = build_decoder(chan, dec_blocks)
 
-    @property
-    def config(self) -> dict:
-        """The constructor's keyword arguments (JSON-serialisable)."""
-        return {k: list(v) if isinstance(v, list) else v for k, v in self._config.items()}
-
-    @property
-    def size_multiple(self) -> int:
-        """Inputs are padded internally to a multiple of this (encoder stride x window)."""
-        return self.stride * self.window_size
-
-    def forward(self, x: Tensor, regions: Tensor | None = None) -> Tensor:
-        """x [B, C, H, W] float, regions [B, H, W] integer labels -> [B, C, H, W]."""
-        check_image(x, channels=self._config["in_channels"])
-        if regions is None:
-            if self.attention == "region":
-                raise ValueError("attention='region' needs a region label map `regions` [B, H, W], got None")
-        else:
-            regions = check_label_map(regions, like=x)
+    def _restore(self, x: Tensor, regions: Tensor | None) -> Tensor:
+        if regions is None and self.attention == "region":
+            raise ValueError("attention='region' needs a region label map `regions` [B, H, W], got None")
         h, w = x.shape[-2:]
-        m = self.size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        inp = _pad_image(x, pad_h, pad_w)
+        inp, pad_h, pad_w = pad_to_multiple(x, self.size_multiple)
         groups = self._groups(regions, x.shape[0], h, w, pad_h, pad_w)
         backend = resolve_backend(self.attention_backend, x.device)
 
-        x = self.intro(inp)
-        skips = []
-        for encoder, down in zip(self.encoders, self.downs):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
-        shortcut = x
-        for blk in self.middle_blks:
-            x = blk(x, groups, backend=backend)
-        x = x + shortcut
-        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
-            x = decoder(up(x) + skip)
-        x = self.ending(x) + inp
+
+        def middle(z: Tensor) -> Tensor:
+            shortcut = z
+            for blk in self.middle_blks:
+                z = blk(z, groups, backend=backend)
+            return z + shortcut
+
+        x = run_unet(self, inp, middle) + inp
         return x[..., :h, :w]
 
     def _groups(self, regions: Tensor | None, b: int, h: int, w: int, pad_h: int, pad_w: int) -> TokenGroups:
@@ -222,10 +196,3 @@ class RAT(nn.Module):
         labels = group * 2 + padded.long()
         return plan_groups(labels.reshape(b, hl * wl))
 
-
-def _pad_image(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
-    """Pad bottom/right by reflection (replication when the image is too small to reflect)."""
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

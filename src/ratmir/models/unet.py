@@ -1,0 +1,49 @@
+"""The NAFBlock U-Net shell shared by RAT and the NAFNet-style baseline.
+
+Encoder level: NAFBlocks, then a 2x2 stride-2 conv doubling the channels. Decoder level: 1x1
+conv (no bias) + PixelShuffle(2) halving the channels, sum with the skip, NAFBlocks. Attribute
+names (``encoders``, ``downs``, ``ups``, ``decoders``) are the reference RAT's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from .nafblock import NAFBlock
+
+
+def build_encoder(width: int, blocks: Sequence[int]) -> tuple[nn.ModuleList, nn.ModuleList, int]:
+    """(encoders, downs, channels at the bottleneck)."""
+    encoders, downs = nn.ModuleList(), nn.ModuleList()
+    chan = width
+    for n in blocks:
+        encoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
+        downs.append(nn.Conv2d(chan, chan * 2, kernel_size=2, stride=2))
+        chan *= 2
+    return encoders, downs, chan
+
+
+def build_decoder(chan: int, blocks: Sequence[int]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """(ups, decoders) from ``chan`` bottleneck channels."""
+    ups, decoders = nn.ModuleList(), nn.ModuleList()
+    for n in blocks:
+        ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, kernel_size=1, bias=False), nn.PixelShuffle(2)))
+        chan //= 2
+        decoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(n))))
+    return ups, decoders
+
+
+def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor]) -> Tensor:
+    """intro -> encoders/downs -> middle -> ups/skips/decoders -> ending, on ``module``'s parts."""
+    x = module.intro(x)
+    skips = []
+    for encoder, down in zip(module.encoders, module.downs):
+        x = encoder(x)
+        skips.append(x)
+        x = down(x)
+    x = middle(x)
+    for decoder, up, skip in zip(module.decoders, module.ups, reversed(skips)):
+        x = decoder(up(x) + skip)
+    return module.ending(x)
