@@ -75,3 +75,22 @@ def check_label_map(regions: object, *, like: Tensor, name: str = "regions") -> 
             bad = regions[regions != regions.round()].flatten()[:3].tolist()
             raise ValueError(f"{name} must hold integer labels, got non-integer values such as {bad}")
     return regions.to(device=like.device, dtype=torch.int64)
+
+
+def check_number(name: str, value: object, *, low: float | None = None, high: float | None = None,
+                 low_inclusive: bool = True) -> float:
+    """Return ``value`` as a float if it is a real number within [low, high], else raise.
+
+    ``low_inclusive=False`` makes the lower bound strict (``value > low``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (not low_inclusive and value == low)):
+        relation = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {relation} {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
