@@ -45,6 +45,91 @@ def demo(
     typer.echo(report.read_text())
 
 
+_HELP_FZ = "felzenszwalb backend: "
+_HELP_SLIC = "slic backend: "
+_HELP_SAM = "sam backend: "
+
+
+@app.command()
+def regions(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders (PNG, TIFF, DICOM, NIfTI).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <stem>.nii.gz label maps.")],
+    backend: Annotated[str, typer.Option(
+        help="auto (sam if a SAM checkpoint is configured, else felzenszwalb), sam, felzenszwalb, slic, "
+             "grid or none.")] = "auto",
+    window: Annotated[str, typer.Option(
+        help="Intensity window for the segmenter: auto, percentile:LO,HI, ct:CENTER,WIDTH or range:LOW,HIGH.")]
+    = "auto",
+    overlay: Annotated[bool, typer.Option("--overlay", help="Also write PNG boundary overlays.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even up-to-date label maps.")] = False,
+    fz_scale: Annotated[Optional[float], typer.Option(help=_HELP_FZ + "scale (default 300).")] = None,
+    fz_sigma: Annotated[Optional[float], typer.Option(help=_HELP_FZ + "Gaussian sigma (default 0.8).")] = None,
+    fz_min_size: Annotated[Optional[int], typer.Option(help=_HELP_FZ + "minimum region size (default 256).")]
+    = None,
+    slic_n_segments: Annotated[Optional[int], typer.Option(help=_HELP_SLIC + "target count (default 64).")] = None,
+    slic_compactness: Annotated[Optional[float], typer.Option(
+        help=_HELP_SLIC + "compactness (default 0.1 grey, 10 RGB).")] = None,
+    slic_sigma: Annotated[Optional[float], typer.Option(help=_HELP_SLIC + "Gaussian sigma (default 1).")] = None,
+    grid_size: Annotated[Optional[int], typer.Option(help="grid backend: block side in pixels (default 64).")]
+    = None,
+    sam_checkpoint: Annotated[Optional[Path], typer.Option(
+        help=_HELP_SAM + "local checkpoint file (default $RATMIR_SAM_CHECKPOINT).")] = None,
+    sam_model_type: Annotated[Optional[str], typer.Option(help=_HELP_SAM + "vit_b (default), vit_l or vit_h.")]
+    = None,
+    sam_device: Annotated[Optional[str], typer.Option(help=_HELP_SAM + "torch device (default: GPU if any).")]
+    = None,
+    sam_points_per_side: Annotated[Optional[int], typer.Option(help=_HELP_SAM + "default 32.")] = None,
+    sam_pred_iou_thresh: Annotated[Optional[float], typer.Option(help=_HELP_SAM + "default 0.88.")] = None,
+    sam_stability_score_thresh: Annotated[Optional[float], typer.Option(help=_HELP_SAM + "default 0.95.")]
+    = None,
+    sam_crop_n_layers: Annotated[Optional[int], typer.Option(help=_HELP_SAM + "default 0.")] = None,
+    sam_min_mask_region_area: Annotated[Optional[int], typer.Option(
+        help=_HELP_SAM + "default 0 (> 0 needs opencv-python-headless).")] = None,
+) -> None:
+    """Partition images into regions and write one integer label map per image.
+
+    Up-to-date label maps are skipped; a failed file is listed and the others are still written.
+
+    Exit code: 1 when any file failed, 2 for a configuration error (e.g. a missing SAM checkpoint).
+    """
+    from .regions.batch import RegionsConfig, resolve_backend_name, run_regions, select_backend_options
+
+    given = {
+        ("felzenszwalb", "scale", "--fz-scale"): fz_scale,
+        ("felzenszwalb", "sigma", "--fz-sigma"): fz_sigma,
+        ("felzenszwalb", "min_size", "--fz-min-size"): fz_min_size,
+        ("slic", "n_segments", "--slic-n-segments"): slic_n_segments,
+        ("slic", "compactness", "--slic-compactness"): slic_compactness,
+        ("slic", "sigma", "--slic-sigma"): slic_sigma,
+        ("grid", "block_size", "--grid-size"): grid_size,
+        ("sam", "checkpoint", "--sam-checkpoint"): str(sam_checkpoint) if sam_checkpoint else None,
+        ("sam", "model_type", "--sam-model-type"): sam_model_type,
+        ("sam", "device", "--sam-device"): sam_device,
+        ("sam", "points_per_side", "--sam-points-per-side"): sam_points_per_side,
+        ("sam", "pred_iou_thresh", "--sam-pred-iou-thresh"): sam_pred_iou_thresh,
+        ("sam", "stability_score_thresh", "--sam-stability-score-thresh"): sam_stability_score_thresh,
+        ("sam", "crop_n_layers", "--sam-crop-n-layers"): sam_crop_n_layers,
+        ("sam", "min_mask_region_area", "--sam-min-mask-region-area"): sam_min_mask_region_area,
+    }
+    try:
+        name = resolve_backend_name(backend, options={"checkpoint": given[("sam", "checkpoint", "--sam-checkpoint")]})
+        config = RegionsConfig(inputs=tuple(inputs), out=out, backend=name,
+                               backend_options=select_backend_options(name, given=given), window=window,
+                               overlay=overlay, workers=workers, force=force)
+        report = run_regions(config)
+    except (ValueError, TypeError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    shard = f" (rank {report.rank} of {report.world_size})" if report.world_size > 1 else ""
+    typer.echo(f"regions{shard}: {len(report.written)} written, {len(report.skipped)} up to date, "
+               f"{len(report.failures)} failed; backend {report.backend}; label maps in {out}")
+    for _, message in report.failures:  # each message names its file
+        typer.echo(f"FAILED {message}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

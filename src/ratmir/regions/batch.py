@@ -1,0 +1,254 @@
+"""``ratmir regions``: label maps for a whole dataset.
+
+For each image (file, or every supported file under a folder): skip it when its recorded
+content key is unchanged, else read it, map it through the intensity window, partition it
+(volumes slice by slice), write ``<stem>.nii.gz`` (+ ``--overlay`` PNGs) and the record. One
+bad file does not stop the others: failures are collected and reported. ``workers > 1`` runs
+files in separate processes; under ``torchrun`` each rank (``RANK``/``WORLD_SIZE``) takes
+every WORLD_SIZE-th file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._checks import check_positive_int
+from .backends import BACKEND_NAMES, RegionBackend, build_backend
+from .cache import RECORD_FORMAT, RECORD_SUFFIX, content_key, is_up_to_date, settings_fingerprint, write_record
+from .intensity import WindowSpec, apply_window, parse_window, resolve_window
+from .labelmap_io import LABEL_MAP_SUFFIX, save_label_map
+from .overlay import save_overlay
+from .readers import InputFile, find_inputs, read_image
+from .sam import configured_checkpoint
+
+DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"
+
+
+@dataclass(frozen=True)
+class RegionsConfig:
+    """Everything ``ratmir regions`` needs (the CLI builds one; :func:`run_regions` takes it).
+
+    ``backend`` is a name from ``BACKEND_NAMES`` or ``"auto"`` (``sam`` when a SAM checkpoint
+    is configured, else felzenszwalb); ``backend_options`` are that backend's keyword options.
+    """
+
+    inputs: tuple[Path, ...]
+    out: Path
+    backend: str = "auto"
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    window: str = "auto"
+    overlay: bool = False
+    workers: int = 1
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RegionsReport:
+    backend: str
+    rank: int = 0
+    world_size: int = 1
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs besides the backend (picklable)."""
+
+    out: Path
+    fingerprint: str
+    window: WindowSpec
+    overlay: bool
+    force: bool
+
+
+def resolve_backend_name(name: str, *, options: Mapping[str, Any]) -> str:
+    """``auto`` -> ``sam`` if a checkpoint is configured (option or env), else the weight-free default."""
+    if name == "auto":
+        return "sam" if configured_checkpoint(options.get("checkpoint")) is not None else DEFAULT_WEIGHT_FREE_BACKEND
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {('auto',) + BACKEND_NAMES}, got {name!r}")
+    return name
+
+
+def select_backend_options(name: str, *, given: Mapping[tuple[str, str, str], Any]) -> dict[str, Any]:
+    """The options set (not None) for backend ``name``, from ``{(backend, option, flag): value}``.
+
+    Raises ValueError naming the flag when an option of another backend is set.
+    """
+    options = {}
+    for (owner, option, flag), value in given.items():
+        if value is None:
+            continue
+        if owner != name:
+            raise ValueError(f"{flag} applies to backend {owner!r}, but the backend is {name!r}")
+        options[option] = value
+    return options
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(rank, world size) from ``RANK``/``WORLD_SIZE`` (set by torchrun); (0, 1) when unset."""
+    env = os.environ if env is None else env
+    try:
+        rank, world = int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers, got RANK={env.get('RANK')!r}, "
+                         f"WORLD_SIZE={env.get('WORLD_SIZE')!r}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world}")
+    return rank, world
+
+
+def _num_regions(labels: np.ndarray) -> int | list[int]:
+    if labels.ndim == 2:
+        return int(np.unique(labels).size)
+    return [int(np.unique(s).size) for s in labels]
+
+
+def _process_file(item: InputFile, *, backend: RegionBackend, job: _Job) -> tuple[str, Path]:
+    """Make (or keep) the label map of one image; returns (``"written"``/``"skipped"``, path)."""
+    label_path = job.out / f"{item.stem}{LABEL_MAP_SUFFIX}"
+    record_path = job.out / f"{item.stem}{RECORD_SUFFIX}"
+    key = content_key(item.path, fingerprint=job.fingerprint)
+    if not job.force and is_up_to_date(label_path=label_path, record_path=record_path, key=key,
+                                       need_overlays=job.overlay):
+        return "skipped", label_path
+    image = read_image(item.path)
+    low, high = resolve_window(image.pixels, spec=job.window)
+    image01 = apply_window(image.pixels, low=low, high=high)
+    slices = list(image01) if image.is_volume else [image01]
+    labels = np.stack([backend.segment(s) for s in slices]) if image.is_volume else backend.segment(image01)
+    if labels.shape != image.spatial_shape:
+        raise ValueError(f"{item.path}: the {backend.name} label map has shape {labels.shape} but the image "
+                         f"has shape {image.spatial_shape}")
+    save_label_map(label_path, labels, affine=image.affine)
+    overlays = []
+    if job.overlay:
+        name = Path(item.stem).name
+        for z, (img, lab) in enumerate(zip(slices, labels if image.is_volume else [labels], strict=True)):
+            png = f"{name}_z{z:04d}.png" if image.is_volume else f"{name}.png"
+            save_overlay(label_path.parent / png, img, lab)
+            overlays.append(png)
+    settings = json.loads(job.fingerprint)
+    write_record(record_path, {
+        "format": RECORD_FORMAT, "key": key, "source": str(item.path), "label_map": label_path.name,
+        "backend": settings["backend"], "settings": settings["settings"],
+        "window": {"spec": str(job.window), "low": low, "high": high},
+        "shape": list(labels.shape), "num_regions": _num_regions(labels), "overlays": overlays,
+        "ratmir": __version__,
+    })
+    return "written", label_path
+
+
+def _safe_process(item: InputFile, *, backend: RegionBackend, job: _Job) -> tuple[str, Path, str]:
+    try:
+        status, path = _process_file(item, backend=backend, job=job)
+        return status, path, ""
+    except Exception as exc:  # noqa: BLE001 - one bad file must not lose the others
+        named = isinstance(exc, ValueError) and str(item.path) in str(exc)
+        return "failed", item.path, str(exc) if named else f"{item.path}: {type(exc).__name__}: {exc}"
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_backend(name: str, options_json: str, threads: int) -> RegionBackend:
+    """One backend per worker process (SAM loads once), built on its first file."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return build_backend(name, **json.loads(options_json))
+
+
+def _worker_process(item: InputFile, name: str, options_json: str, threads: int, job: _Job) -> tuple[str, Path, str]:
+    try:
+        backend = _worker_backend(name, options_json, threads)
+    except Exception as exc:  # noqa: BLE001
+        return "failed", item.path, f"{item.path}: cannot build the backend: {type(exc).__name__}: {exc}"
+    return _safe_process(item, backend=backend, job=job)
+
+
+def _progress(total: int, *, enabled: bool, rank: int):
+    from tqdm.auto import tqdm
+
+    desc = "regions" if rank == 0 else f"regions[rank {rank}]"
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled or None, dynamic_ncols=True)
+
+
+def run_regions(config: RegionsConfig) -> RegionsReport:
+    """Partition every image of ``config.inputs`` into ``config.out``; see the module docstring.
+
+    Configuration errors (unknown backend, missing SAM checkpoint, bad window, ...) raise
+    ValueError/TypeError before any file is touched; per-file problems are collected in the
+    report's ``failures``.
+    """
+    if not isinstance(config, RegionsConfig):
+        raise TypeError(f"config must be a RegionsConfig, got {type(config).__name__}")
+    workers = check_positive_int("workers", config.workers)
+    if not config.inputs:
+        raise ValueError("inputs is empty: give at least one image file or folder")
+    window = parse_window(config.window)
+    options = dict(config.backend_options)
+    name = resolve_backend_name(config.backend, options=options)
+    rank, world = shard_from_env()
+    backend = build_backend(name, **options)  # fails fast on bad options or a missing checkpoint
+    job = _Job(out=Path(config.out), fingerprint=settings_fingerprint(backend=name, settings=backend.settings(),
+                                                                       window=str(window)),
+               window=window, overlay=config.overlay, force=config.force)
+    items, errors = find_inputs(config.inputs)
+    if not items and not errors:
+        raise ValueError(f"no supported images found in {[str(p) for p in config.inputs]} "
+                         "(expected PNG, TIFF, DICOM or NIfTI files)")
+    report = RegionsReport(backend=name, rank=rank, world_size=world, failures=list(errors))
+    items = items[rank::world]  # a rank may get none when there are fewer files than ranks
+
+    def collect(result: tuple[str, Path, str]) -> None:
+        status, path, message = result
+        if status == "written":
+            report.written.append(path)
+        elif status == "skipped":
+            report.skipped.append(path)
+        else:
+            report.failures.append((path, message))
+
+    with _progress(len(items), enabled=config.progress, rank=rank) as bar:
+        if workers == 1 or len(items) <= 1:
+            for item in items:
+                collect(_safe_process(item, backend=backend, job=job))
+                bar.update()
+        else:
+            try:
+                options_json = json.dumps(options, sort_keys=True)
+            except TypeError:
+                raise TypeError("workers > 1 needs JSON-serialisable backend_options (e.g. a checkpoint path, "
+                                "not a model object)") from None
+            del backend  # each worker builds its own
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {pool.submit(_worker_process, item, name, options_json, threads, job): item
+                           for item in items}
+                for future in as_completed(futures):
+                    try:
+                        collect(future.result())
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                        path = futures[future].path
+                        collect(("failed", path, f"{path}: worker failed: {type(exc).__name__}: {exc}"))
+                    bar.update()
+    report.failures.sort(key=lambda failure: str(failure[0]))
+    return report

@@ -1,0 +1,176 @@
+"""Finding and reading the images to partition: PNG, TIFF, DICOM, NIfTI (2-D, or volumes).
+
+Pixel values are returned as they are stored (HU after DICOM's modality LUT, NIfTI scaling
+applied); the intensity window comes later. Arrays are in SimpleITK's order: [H, W] (or
+[H, W, 3]) for an image, [D, H, W] (or [D, H, W, 3]) for a volume.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Recognised suffixes -> reader; files without a suffix are read as DICOM if they look like one.
+FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom",
+           ".ima": "dicom", ".nii": "nifti", ".nii.gz": "nifti"}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An image file and its output name (relative to the output folder, without suffix)."""
+
+    path: Path
+    stem: str
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    pixels: np.ndarray
+    is_volume: bool
+    affine: np.ndarray | None  # NIfTI inputs keep their geometry in the label map
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """(H, W), or (D, H, W) for a volume: the shape of its label map."""
+        rgb = self.pixels.ndim == (4 if self.is_volume else 3)
+        return tuple(self.pixels.shape[:-1] if rgb else self.pixels.shape)
+
+
+def split_name(path: Path) -> tuple[str, str | None]:
+    """(name without suffix, format or None): ``a.nii.gz`` -> ``("a", "nifti")``."""
+    name = path.name
+    if name.lower().endswith(".nii.gz"):
+        return name[:-7], "nifti"
+    suffix = path.suffix.lower()
+    if suffix in FORMATS:
+        return name[: -len(suffix)], FORMATS[suffix]
+    if not suffix and _looks_like_dicom(path):
+        return name, "dicom"
+    return (path.stem if suffix else name), None
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def find_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[InputFile], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into images, and list the paths that cannot be used.
+
+    Folders contribute their supported files (hidden files and DICOMDIR are skipped) and keep their
+    sub-folder layout in the output names; a file named directly must be supported. Two inputs
+    that would write the same label map are an error for the second.
+    """
+    found: list[InputFile] = []
+    errors: list[tuple[Path, str]] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts) or path.name.upper() == "DICOMDIR":
+                    continue  # hidden files; a DICOMDIR index holds no image
+                stem, fmt = split_name(path)
+                if fmt is not None:
+                    found.append(InputFile(path, str(rel.with_name(stem))))
+        elif root.is_file():
+            stem, fmt = split_name(root)
+            if fmt is None:
+                errors.append((root, f"{root}: unsupported file type {root.suffix or '(no suffix)'!r}: expected one of "
+                                     f"{sorted(FORMATS)} or a DICOM file"))
+            else:
+                found.append(InputFile(root, stem))
+        else:
+            errors.append((root, f"{root}: no such file or folder"))
+    unique: dict[str, InputFile] = {}
+    for item in found:
+        if item.stem in unique:
+            other = unique[item.stem].path
+            errors.append((item.path, f"{item.path}: writes the same label map '{item.stem}' as {other}; "
+                                      "pass them in separate runs or folders"))
+        else:
+            unique[item.stem] = item
+    return list(unique.values()), errors
+
+
+def _read_png(path: Path) -> LoadedImage:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "L;16"):
+            im = im.convert("RGB" if im.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr") else "L")
+        pixels = np.array(im)
+    if pixels.ndim == 3 and pixels.shape[-1] != 3:
+        raise ValueError(f"expected a grey or RGB image, got {pixels.shape[-1]} channels")
+    return LoadedImage(pixels, False, None)
+
+
+def _read_tiff(path: Path) -> LoadedImage:
+    import tifffile
+
+    pixels = tifffile.imread(path)
+    rgb = pixels.ndim >= 3 and pixels.shape[-1] in (3, 4)
+    if rgb:
+        pixels = pixels[..., :3]
+    spatial = pixels.ndim - (1 if rgb else 0)
+    if spatial not in (2, 3):
+        raise ValueError(f"expected a 2-D image or a 3-D stack, got array shape {pixels.shape}")
+    return LoadedImage(pixels, spatial == 3, None)
+
+
+def _read_dicom(path: Path) -> LoadedImage:
+    import pydicom
+
+    try:
+        from pydicom.pixels import apply_modality_lut
+    except ImportError:  # pydicom < 3
+        from pydicom.pixel_data_handlers.util import apply_modality_lut
+
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array
+    samples = int(getattr(ds, "SamplesPerPixel", 1))
+    if samples == 1:
+        pixels = apply_modality_lut(pixels, ds).astype(np.float32)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return LoadedImage(pixels, frames > 1, None)
+
+
+def _read_nifti(path: Path) -> LoadedImage:
+    import nibabel
+
+    image = nibabel.load(str(path))
+    data = np.asanyarray(image.dataobj)
+    while data.ndim > 2 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim not in (2, 3):
+        raise ValueError(f"expected a 2-D image or a 3-D volume, got NIfTI shape {image.shape}")
+    return LoadedImage(np.ascontiguousarray(data.T), data.ndim == 3, np.asarray(image.affine))
+
+
+_READERS = {"png": _read_png, "tiff": _read_tiff, "dicom": _read_dicom, "nifti": _read_nifti}
+
+
+def read_image(path: str | os.PathLike) -> LoadedImage:
+    """Read one image file; ValueError naming the file when it is unsupported or unreadable."""
+    path = Path(path)
+    _, fmt = split_name(path)
+    if fmt is None:
+        raise ValueError(f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; expected one of "
+                         f"{sorted(FORMATS)} or a DICOM file")
+    try:
+        image = _READERS[fmt](path)
+    except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear error
+        raise ValueError(f"{path}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
+    if min(image.spatial_shape) < 1:
+        raise ValueError(f"{path}: empty image, shape {image.pixels.shape}")
+    if not (np.issubdtype(image.pixels.dtype, np.number) and not np.iscomplexobj(image.pixels)):
+        raise ValueError(f"{path}: pixel type {image.pixels.dtype} is not a real number type")
+    return image
