@@ -30,3 +30,20 @@ def reference_vector(reference_dir: Path) -> dict:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def reference_example(reference_dir: Path) -> Path:
+    """The authors' example: a 512x512 chest CT PNG and its SAM label map."""
+    path = reference_dir / "reference_example"
+    if not (path / "indexed_mask.nii").is_file() or not (path / "input_img.png").is_file():
+        pytest.fail(f"reference example incomplete at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_ct_path() -> Path:
+    """A real CT slice (128x128, HU) shipped inside pydicom."""
+    from pydicom import examples
+
+    return Path(examples.get_path("ct"))

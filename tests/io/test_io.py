@@ -8,10 +8,8 @@ from ratmir.io import (SlideReader, read_dicom, read_dicom_series, read_nifti, r
 
 
 @pytest.fixture()
-def ct_path():
-    from pydicom.data import get_testdata_file
-
-    return get_testdata_file("CT_small.dcm")
+def ct_path(real_ct_path):
+    return real_ct_path
 
 
 def test_dicom_hu_and_derived_roundtrip(ct_path, tmp_path) -> None:

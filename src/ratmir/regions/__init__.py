@@ -15,7 +15,7 @@ from .intensity import apply_window, parse_window, resolve_window, to_uint8_rgb
 from .labelmap_io import load_label_map, save_label_map
 from .overlay import boundary_overlay
 from .postprocess import masks_to_label_map
-from .readers import read_image
+from ..io.formats import read_image
 
 __all__ = [
     "BACKEND_NAMES",

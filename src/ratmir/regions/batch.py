@@ -29,7 +29,7 @@ from .cache import RECORD_FORMAT, RECORD_SUFFIX, content_key, is_up_to_date, set
 from .intensity import WindowSpec, apply_window, parse_window, resolve_window
 from .labelmap_io import LABEL_MAP_SUFFIX, save_label_map
 from .overlay import save_overlay
-from .readers import InputFile, find_inputs, read_image
+from ..io.formats import InputFile, find_inputs, read_image
 from .sam import configured_checkpoint
 
 DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"

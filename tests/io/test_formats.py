@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from ratmir.regions import read_image
-from ratmir.regions.readers import find_inputs
+from ratmir.io.formats import find_inputs
 
 
 def test_png_grey_16bit_and_rgba(tmp_path):

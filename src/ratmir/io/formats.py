@@ -1,4 +1,5 @@
-"""Finding and reading the images to partition: PNG, TIFF, DICOM, NIfTI (2-D, or volumes).
+"""Finding input images in files and folders, and reading any supported format: PNG, TIFF,
+DICOM, NIfTI (2-D, or volumes).
 
 Pixel values are returned as they are stored (HU after DICOM's modality LUT, NIfTI scaling
 applied); the intensity window comes later. Arrays are in SimpleITK's order: [H, W] (or
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .dicom import read_dicom
+from .nifti import read_nifti
+from .raster import read_png, read_tiff
 
 # Recognised suffixes -> reader; files without a suffix are read as DICOM if they look like one.
 FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom",
@@ -101,58 +106,34 @@ def find_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[InputFile], li
 
 
 def _read_png(path: Path) -> LoadedImage:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        if im.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "L;16"):
-            im = im.convert("RGB" if im.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr") else "L")
-        pixels = np.array(im)
-    if pixels.ndim == 3 and pixels.shape[-1] != 3:
-        raise ValueError(f"expected a grey or RGB image, got {pixels.shape[-1]} channels")
-    return LoadedImage(pixels, False, None)
+    return _check_planar(read_png(path), volume_allowed=False)
 
 
 def _read_tiff(path: Path) -> LoadedImage:
-    import tifffile
+    return _check_planar(read_tiff(path), volume_allowed=True)
 
-    pixels = tifffile.imread(path)
+
+def _check_planar(pixels: np.ndarray, *, volume_allowed: bool) -> LoadedImage:
+    """[H, W], [H, W, 3|4] (alpha dropped) or, for stacks, [D, H, W(, 3)]."""
     rgb = pixels.ndim >= 3 and pixels.shape[-1] in (3, 4)
     if rgb:
         pixels = pixels[..., :3]
     spatial = pixels.ndim - (1 if rgb else 0)
-    if spatial not in (2, 3):
-        raise ValueError(f"expected a 2-D image or a 3-D stack, got array shape {pixels.shape}")
+    if spatial not in ((2, 3) if volume_allowed else (2,)):
+        raise ValueError(f"expected a grey or RGB {'image or stack' if volume_allowed else 'image'}, "
+                         f"got array shape {pixels.shape}")
     return LoadedImage(pixels, spatial == 3, None)
 
 
 def _read_dicom(path: Path) -> LoadedImage:
-    import pydicom
-
-    try:
-        from pydicom.pixels import apply_modality_lut
-    except ImportError:  # pydicom < 3
-        from pydicom.pixel_data_handlers.util import apply_modality_lut
-
-    ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array
-    samples = int(getattr(ds, "SamplesPerPixel", 1))
-    if samples == 1:
-        pixels = apply_modality_lut(pixels, ds).astype(np.float32)
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    return LoadedImage(pixels, frames > 1, None)
+    image = read_dicom(path)
+    frames = int(getattr(image.dataset, "NumberOfFrames", 1) or 1)
+    return LoadedImage(image.pixels, frames > 1, None)
 
 
 def _read_nifti(path: Path) -> LoadedImage:
-    import nibabel
-
-    image = nibabel.load(str(path))
-    data = np.asanyarray(image.dataobj)
-    while data.ndim > 2 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim not in (2, 3):
-        raise ValueError(f"expected a 2-D image or a 3-D volume, got NIfTI shape {image.shape}")
-    return LoadedImage(np.ascontiguousarray(data.T), data.ndim == 3, np.asarray(image.affine))
+    image = read_nifti(path)
+    return LoadedImage(image.pixels, image.pixels.ndim == 3, image.affine)
 
 
 _READERS = {"png": _read_png, "tiff": _read_tiff, "dicom": _read_dicom, "nifti": _read_nifti}
