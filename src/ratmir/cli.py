@@ -130,6 +130,32 @@ def regions(
         raise typer.Exit(1)
 
 
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="RUN folder; an existing run of this config resumes.")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.iterations=40.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Discard a RUN made with another config.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train a model (RAT or a baseline); resumes from RUN/checkpoints/last.pt.
+
+    Multi-GPU / multi-node: torchrun --nproc_per_node=N -m ratmir train CONFIG --out RUN
+    """
+    from .engine import ConfigError, load_config, train
+
+    try:
+        cfg = load_config(config, overrides=set_ or [])
+        result = train(cfg, out=out, force=force, progress=progress)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    best = f", best val PSNR {result.best['psnr']:.2f} dB at {result.best['iteration']}" if result.best else ""
+    resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(f"trained {result.iterations} iterations{resumed} in {result.seconds:.1f} s{best}; "
+               f"weights: {result.run / 'model.safetensors'}")
+
+
 def main() -> None:
     app()
 

@@ -42,7 +42,10 @@ class PairedDataset(Dataset):
             ``None`` gives full images (evaluation).
         augment: apply the same one of the 8 flips/rotations to all three arrays.
         seed: crops and augmentations are a pure function of (seed, epoch, index), so a run is
-            reproducible and can resume mid-epoch; call :meth:`set_epoch` each epoch.
+            reproducible and can resume mid-epoch. The epoch is :meth:`set_epoch`'s value plus
+            ``i // len(self)`` for an index ``i`` past the end: index ``e * len + k`` is image
+            ``k`` in epoch ``e`` (what :class:`~ratmir.engine.sampling.ResumableBatchSampler`
+            yields).
         cache: keep decoded images in memory after the first read.
 
     Values are in the task's normalised range (the normalisation recorded in ``dataset.json``).
@@ -100,8 +103,11 @@ class PairedDataset(Dataset):
         return item
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            raise IndexError(f"index must be >= 0, got {index}")
+        epoch, index = divmod(index, len(self.names))
         lq, hq, regions = self._load(index)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch + epoch, index])
         if self.patch_size is not None:
             p = self.patch_size
             h, w = regions.shape

@@ -1,0 +1,216 @@
+"""Experiment configuration: YAML files mapped onto typed dataclasses.
+
+Unknown keys are rejected with a "did you mean" hint, values are type-checked (an int is
+accepted where a float is expected), and ``--set a.b=value`` overrides are parsed as YAML
+scalars (``--set train.iterations=40 --set model.options.width=16``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "rat"  # a name in ratmir.models.MODELS
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that model
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # a folder written by `ratmir prepare` (relative paths: to the config file)
+    train_split: str = "train"
+    val_split: str = "test"
+    patch_size: int | None = 256
+    batch_size: int = 8
+    augment: bool = True
+    num_workers: int = 0
+    val_max_images: int | None = None  # validate on the first N images only
+
+
+@dataclass
+class LossConfig:
+    name: str = "focal_region"  # "focal_region" or "l1"
+    gamma: float = 1e-3
+    delta: float = 1.0
+    normalize: str = "batch"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    lr_min: float = 1e-6  # cosine annealing to this over train.iterations
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float | None = None  # max gradient norm
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 200_000
+    seed: int = 0
+    log_every: int = 100
+    val_every: int = 5000
+    checkpoint_every: int = 5000
+    amp: str = "none"  # "none" or "bf16"
+    ema: float | None = None  # decay of an exponential moving average of the weights
+    compile: bool = False
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+
+
+@dataclass
+class ExperimentConfig:
+    task: str = "ct"
+    name: str = ""  # label in reports; defaults to the RUN folder's name
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key and the problem."""
+
+
+def from_dict(cls: type, data: Any, *, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively, checking keys and types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__} ({data!r})")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of {names})"
+            raise ConfigError(f"unknown key '{path}'{hint}")
+        kwargs[key] = _convert(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where=path)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise errors[0] if len(errors) == 1 else ConfigError(f"{path}: {value!r} matches none of {args}")
+    if tp is Any:
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a mapping, got {type(value).__name__} ({value!r})")
+        return dict(value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{path} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+    if tp in (int, float, str, bool):
+        if type(value) is not tp:
+            raise ConfigError(f"{path} must be {tp.__name__}, got {type(value).__name__} ({value!r})")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - a bug in the schema
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The plain-data form of a config (tuples as lists, as YAML writes them)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override must look like 'section.key=value', got {item!r}")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override key must look like 'section.key', got {key!r}")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | os.PathLike | None, *, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment (or the defaults when ``path`` is None) and apply overrides.
+
+    A relative ``data.root`` is resolved against the config file's folder.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        base = path.parent
+    data = apply_overrides(data, list(overrides))
+    config = from_dict(ExperimentConfig, data)
+    if config.data.root and not Path(config.data.root).is_absolute():
+        config.data.root = str((base / config.data.root).resolve())
+    validate(config)
+    return config
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Value checks that types alone cannot express."""
+    from ..tasks import TASK_NAMES
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(config.task in TASK_NAMES, f"task must be one of {TASK_NAMES}, got {config.task!r}")
+    need(config.loss.name in ("focal_region", "l1"), f"loss.name must be 'focal_region' or 'l1', got {config.loss.name!r}")
+    need(config.train.amp in ("none", "bf16"), f"train.amp must be 'none' or 'bf16', got {config.train.amp!r}")
+    for key in ("iterations", "log_every", "val_every", "checkpoint_every"):
+        need(getattr(config.train, key) >= 1, f"train.{key} must be >= 1, got {getattr(config.train, key)}")
+    need(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
+    need(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
+    ema = config.train.ema
+    need(ema is None or 0 < ema < 1, f"train.ema must be in (0, 1) or null, got {ema}")

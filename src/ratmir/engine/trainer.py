@@ -1,0 +1,235 @@
+"""``ratmir train``: training with crash-safe resume, validation, EMA, bf16 and torchrun.
+
+RUN holds ``config.yaml`` (resolved), ``checkpoints/last.pt`` and ``checkpoints/best.pt``,
+``model.safetensors`` (final weights, EMA weights when enabled), ``metrics.jsonl`` and
+``tensorboard/``. Running the same command on an existing RUN resumes from ``last.pt``; the
+data order and crops are a pure function of (seed, iteration), so a run killed at any moment
+and resumed ends with the weights of an uninterrupted run (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..data import PairedDataset
+from ..losses import FocalRegionLoss
+from ..models import build_model, save_pretrained
+from .checkpoint import atomic_save, load_checkpoint
+from .config import ConfigError, ExperimentConfig, to_dict
+from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .validation import validate_model
+
+RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "metrics.jsonl", "tensorboard")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run: Path
+    iterations: int
+    resumed_from: int
+    best: dict[str, float] | None
+    seconds: float
+
+
+def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``config`` into the RUN folder ``out`` (resuming if it holds this run)."""
+    info, device = init_distributed(config.train.device)
+    try:
+        return _Trainer(config, Path(out), info=info, device=device, force=force, progress=progress).run()
+    finally:
+        shutdown(info)
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def prepare_run_dir(run: Path, config: ExperimentConfig, *, force: bool) -> None:
+    """Create RUN, or check that an existing RUN holds the same config (``force``: start over)."""
+    saved = run / "config.yaml"
+    resolved = to_dict(config)
+    if saved.is_file():
+        old = yaml.safe_load(saved.read_text())
+        changes = _diff(old, resolved)
+        if changes and not force:
+            raise ConfigError(
+                f"{run} holds a run with a different config ({'; '.join(changes[:5])}); "
+                "use another --out, or --force to discard it and start over"
+            )
+        if changes:
+            for name in RUN_FILES:
+                target = run / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    elif run.exists() and any(run.iterdir()):
+        if not force:
+            raise ConfigError(f"{run} exists and is not a ratmir run folder; use another --out or --force")
+    run.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+class _Trainer:
+    def __init__(self, config: ExperimentConfig, run: Path, *, info: DistInfo, device: torch.device,
+                 force: bool, progress: bool) -> None:
+        self.cfg, self.run_dir, self.info, self.device, self.progress = config, run, info, device, progress
+        if not config.data.root:
+            raise ConfigError("data.root is empty: point it at a dataset made by `ratmir prepare`")
+        if info.is_main:
+            prepare_run_dir(run, config, force=force)
+        barrier(info)
+        d = config.data
+        self.train_set = PairedDataset(d.root, d.train_split, patch_size=d.patch_size, augment=d.augment,
+                                       seed=config.train.seed)
+        self.val_set = PairedDataset(d.root, d.val_split) if d.val_split else None
+        manifest = self.train_set.manifest
+        if manifest["task"] != config.task:
+            raise ConfigError(f"task is {config.task!r} but the dataset {d.root} was prepared for {manifest['task']!r}")
+        options = dict(config.model.options)
+        channels = self.train_set.channels
+        if options.setdefault("in_channels", channels) != channels:
+            raise ConfigError(f"model.options.in_channels is {options['in_channels']} but the dataset has {channels} channel(s)")
+        torch.manual_seed(config.train.seed)
+        self.model = build_model(config.model.name, **options).to(device)
+        self.loss_fn = FocalRegionLoss(gamma=config.loss.gamma if config.loss.name == "focal_region" else 0.0,
+                                       delta=config.loss.delta, normalize=config.loss.normalize)
+        o = config.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.train.iterations,
+                                                                    eta_min=o.lr_min)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.train.ema))
+                    if config.train.ema else None)
+        self.iteration, self.best = 0, None
+        self.resumed_from = self._resume()
+        net: torch.nn.Module = self.model
+        if info.enabled:
+            net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        self.net = torch.compile(net) if config.train.compile else net
+
+    # -- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration, "best": self.best, "config": to_dict(self.cfg),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def _resume(self) -> int:
+        path = self.run_dir / "checkpoints" / "last.pt"
+        if not path.is_file():
+            return 0
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.iteration, self.best = int(state["iteration"]), state.get("best")
+        return self.iteration
+
+    def _eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _log(self, record: dict[str, Any], writer) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key != "iteration" and isinstance(value, (int, float)):
+                writer.add_scalar(key, value, record["iteration"])
+
+    # -- loop ----------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, t = self.cfg, self.cfg.train
+        from .sampling import ResumableBatchSampler
+
+        sampler = ResumableBatchSampler(num_samples=len(self.train_set), batch_size=cfg.data.batch_size,
+                                        seed=t.seed, start_iteration=self.iteration, end_iteration=t.iterations,
+                                        rank=self.info.rank, world_size=self.info.world_size)
+        loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        writer = None
+        if self.info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        bar = tqdm(total=t.iterations, initial=self.iteration, disable=not (self.progress and self.info.is_main),
+                   desc=f"train {cfg.model.name}", unit="it", dynamic_ncols=True)
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if t.amp == "bf16" else nullcontext())
+        start, window_start, window_its = time.perf_counter(), time.perf_counter(), 0
+        self.model.train()
+        for batch in loader:
+            lq, hq = batch["lq"].to(self.device), batch["hq"].to(self.device)
+            regions = batch["regions"].to(self.device)
+            with autocast:
+                pred = self.net(lq, regions)
+            loss = self.loss_fn(pred.float(), hq, regions)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            self.iteration += 1
+            window_its += 1
+            bar.update(1)
+            last = self.iteration == t.iterations
+            if self.info.is_main and (self.iteration % t.log_every == 0 or last):
+                rate = window_its / max(time.perf_counter() - window_start, 1e-9)
+                lr = self.scheduler.get_last_lr()[0]
+                bar.set_postfix(loss=f"{loss.item():.4g}", lr=f"{lr:.2e}", its=f"{rate:.2f}")
+                self._log({"iteration": self.iteration, "loss": loss.item(), "lr": lr, "it_per_s": rate}, writer)
+                window_start, window_its = time.perf_counter(), 0
+            if self.val_set is not None and (self.iteration % t.val_every == 0 or last):
+                self._validate(writer)
+            if self.iteration % t.checkpoint_every == 0 or last:
+                if self.info.is_main:
+                    atomic_save(self._state(), self.run_dir / "checkpoints" / "last.pt")
+                barrier(self.info)
+        bar.close()
+        if self.info.is_main:
+            self._save_final()
+            writer.close()
+        barrier(self.info)
+        return TrainResult(run=self.run_dir, iterations=self.iteration, resumed_from=self.resumed_from,
+                           best=self.best, seconds=time.perf_counter() - start)
+
+    def _validate(self, writer) -> None:
+        if self.info.is_main:
+            model = self._eval_model()
+            metrics = validate_model(model, self.val_set, device=self.device, amp=self.cfg.train.amp,
+                                     max_images=self.cfg.data.val_max_images)
+            self.model.train()
+            self._log({"iteration": self.iteration, **{f"val_{k}": v for k, v in metrics.items()}}, writer)
+            if self.best is None or metrics["psnr"] > self.best["psnr"]:
+                self.best = {"iteration": self.iteration, **metrics}
+                atomic_save({"iteration": self.iteration, "metrics": metrics, "config": to_dict(self.cfg),
+                             "model": model.state_dict()}, self.run_dir / "checkpoints" / "best.pt")
+        barrier(self.info)
+
+    def _save_final(self) -> None:
+        manifest = self.train_set.manifest
+        meta = {"task": self.cfg.task, "normalisation": json.dumps(manifest["normalisation"]),
+                "units": str(manifest["units"]), "iteration": str(self.iteration),
+                "ema": str(self.cfg.train.ema), "run": self.run_dir.name}
+        save_pretrained(self._eval_model(), self.run_dir / "model.safetensors", metadata=meta)
