@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -154,6 +155,88 @@ def train_command(
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
     typer.echo(f"trained {result.iterations} iterations{resumed} in {result.seconds:.1f} s{best}; "
                f"weights: {result.run / 'model.safetensors'}")
+
+
+@app.command()
+def prepare(
+    task: Annotated[str, typer.Argument(help="ct, pet or pathology.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of the dataset (must not exist).")],
+    source: Annotated[Optional[list[Path]], typer.Option(
+        "--source", help="Your data (repeatable): DICOM series, a Mayo full/quarter-dose layout, a folder with "
+                         "full/ and low/ NIfTI volumes, or RGB images. Default: the embedded real images.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the degradations.")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="Share of subjects (or of one volume's slices) for test.")]
+    = 0.25,
+    tile_size: Annotated[int, typer.Option(help="pathology: tile side in pixels.")] = 128,
+    backend: Annotated[str, typer.Option(help="Region backend (see `ratmir regions`); auto = sam if a checkpoint "
+                                              "is configured, else felzenszwalb.")] = "auto",
+    window: Annotated[Optional[str], typer.Option(help="Region window (default per task: ct:40,400, "
+                                                       "range:0,20 for pet, range:0,255 for pathology).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset folder.")] = False,
+) -> None:
+    """Build a paired (LQ, HQ, region map) dataset; see docs/data.md. Exit code 1 on any error."""
+    from .data.prepare import PrepareConfig, prepare_dataset
+
+    try:
+        report = prepare_dataset(PrepareConfig(
+            task=task, out=out, sources=tuple(source or ()), limit=limit, seed=seed, test_fraction=test_fraction,
+            tile_size=tile_size, regions_backend=backend, regions_window=window, force=force))
+    except (ValueError, TypeError, OSError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())
+    missing = f"; missing sources: {', '.join(report.missing_sources)}" if report.missing_sources else ""
+    typer.echo(f"prepared {task}: {counts} in {report.out} ({report.seconds:.1f} s){missing}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    weights: Annotated[Path, typer.Argument(help="A RUN folder or a .safetensors model file.")],
+    data: Annotated[Path, typer.Option(help="A dataset made by `ratmir prepare`.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default RUN/evaluation).")] = None,
+    convention: Annotated[Optional[list[str]], typer.Option(help="Metric convention(s); default: the task's.")] = None,
+    tile: Annotated[int, typer.Option(help="Tile size for large images (0: never tile).")] = 512,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
+    figures: Annotated[int, typer.Option(help="Comparison figures for the first N images.")] = 4,
+    region_metrics: Annotated[bool, typer.Option("--region-metrics", help="Also PSNR inside every region.")] = False,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    label: Annotated[Optional[str], typer.Option(help="Name in reports (default: the RUN folder's name).")] = None,
+) -> None:
+    """Restore a split on full images; write per-image CSV, summary JSON and figures."""
+    from .engine.evaluate import evaluate
+
+    try:
+        path = evaluate(weights, data=data, split=split, out=out, conventions=tuple(convention or ()) or None,
+                        tile=tile or None, overlap=overlap, figures=figures, region_metrics=region_metrics,
+                        device=device, label=label)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = json.loads(path.read_text())
+    for method, convs in summary["results"].items():
+        cells = ", ".join(f"{c} {m['psnr']['mean']:.2f}±{m['psnr']['std']:.2f} dB / {m['ssim']['mean']:.4f}"
+                          for c, m in convs.items())
+        typer.echo(f"{method:>6}: {cells}")
+    typer.echo(f"summary: {path}")
+
+
+@app.command("report")
+def report_command(
+    inputs: Annotated[list[Path], typer.Argument(help="RUN or evaluation folders (or summary.json files).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    title: Annotated[str, typer.Option(help="Report title.")] = "Results",
+) -> None:
+    """Table of mean ± std per method and task (Markdown, CSV) and a PSNR bar plot."""
+    from .engine.report import write_report
+
+    try:
+        path = write_report(list(inputs), out=out, title=title)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(path.read_text())
 
 
 def main() -> None:
