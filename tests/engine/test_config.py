@@ -9,7 +9,7 @@ from ratmir.engine.config import ConfigError, ExperimentConfig, apply_overrides,
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_parse(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, ExperimentConfig)
@@ -60,3 +60,25 @@ def test_override_errors() -> None:
         apply_overrides({"train": 3}, ["train.iterations=4"])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config("/nonexistent/exp.yaml")
+
+
+def test_base_inheritance(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("task: pet\ndata: {root: d, batch_size: 3}\ntrain: {iterations: 7}\n")
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../base.yaml\ndata: {batch_size: 5}\n")
+    cfg = load_config(tmp_path / "sub" / "child.yaml")
+    assert cfg.task == "pet" and cfg.data.batch_size == 5 and cfg.train.iterations == 7
+    assert cfg.data.root == str((tmp_path / "d").resolve())  # relative to the file that set it
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_paper_settings() -> None:
+    ct = load_config(CONFIGS / "ct.yaml")
+    assert (ct.optim.lr, ct.optim.lr_min, ct.train.iterations, ct.data.patch_size, ct.data.batch_size) == (
+        2e-4, 1e-6, 200_000, 256, 8)
+    assert (ct.loss.name, ct.loss.gamma, ct.loss.delta) == ("focal_region", 1e-3, 1.0)
+    assert load_config(CONFIGS / "pet.yaml").data.patch_size == 192
+    assert load_config(CONFIGS / "ablations" / "ct_wmsa.yaml").model.options == {"attention": "window"}
+    assert load_config(CONFIGS / "baselines" / "ct_redcnn.yaml").model.name == "redcnn"

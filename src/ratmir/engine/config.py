@@ -173,22 +173,44 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML experiment as a dict; a top-level ``base: other.yaml`` (relative to this file) is
+    read first and this file's keys are merged over it, section by section."""
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"config 'base' chain loops: {' -> '.join(map(str, (*_seen, path)))}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping, got {type(data).__name__}")
+    root = (data.get("data") or {}).get("root") if isinstance(data.get("data"), dict) else None
+    if root and not Path(root).is_absolute():  # relative to the file that names it
+        data["data"]["root"] = str((path.parent / root).resolve())
+    base = data.pop("base", None)
+    if base is not None:
+        data = _merge(read_yaml(path.parent / str(base), _seen=(*_seen, path)), data)
+    return data
+
+
 def load_config(path: str | os.PathLike | None, *, overrides: list[str] = ()) -> ExperimentConfig:
     """Read a YAML experiment (or the defaults when ``path`` is None) and apply overrides.
 
-    A relative ``data.root`` is resolved against the config file's folder.
+    A relative ``data.root`` is resolved against the folder of the config file that sets it
+    (or the current folder for an override).
     """
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
     base = Path.cwd()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
-        base = path.parent
     data = apply_overrides(data, list(overrides))
     config = from_dict(ExperimentConfig, data)
     if config.data.root and not Path(config.data.root).is_absolute():
