@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._checks import check_positive_int
+from ..tasks.base import Normalisation
 from .layout import PairPaths, pair_paths, read_image, read_manifest
 
 # The 8 symmetries of the square: k quarter turns, then an optional left-right flip.
@@ -21,15 +22,6 @@ def dihedral(array: np.ndarray, k: int) -> np.ndarray:
     """Apply symmetry ``k`` in [0, 8) to the first two (spatial) axes of ``array``."""
     out = np.rot90(array, k % 4, axes=(0, 1))
     return np.flip(out, axis=1) if k >= 4 else out
-
-
-def normalisation_from_record(record: dict[str, Any]):
-    """The task normalisation recorded in ``dataset.json``."""
-    from ..tasks.base import Normalisation
-
-    if record.get("kind") != "affine_clip":
-        raise ValueError(f"unknown normalisation kind {record.get('kind')!r}; expected 'affine_clip'")
-    return Normalisation(low=float(record["low"]), high=float(record["high"]), units=str(record["units"]))
 
 
 class PairedDataset(Dataset):
@@ -69,7 +61,7 @@ class PairedDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.channels = int(self.manifest["channels"])
-        self.normalisation = normalisation_from_record(self.manifest["normalisation"])
+        self.normalisation = Normalisation.from_record(self.manifest["normalisation"])
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = {} if cache else None
         missing = [str(p) for name in self.names for p in vars(self.paths(name)).values() if not Path(p).is_file()]
         if missing:

@@ -122,6 +122,24 @@ def _num_regions(labels: np.ndarray) -> int | list[int]:
     return [int(np.unique(s).size) for s in labels]
 
 
+def segment_pixels(pixels: np.ndarray, *, is_volume: bool, backend: RegionBackend,
+                   window: WindowSpec) -> tuple[np.ndarray, tuple[float, float], list[np.ndarray]]:
+    """Label map of an image [H, W(, 3)] or volume [D, H, W(, 3)] in physical units.
+
+    The intensity ``window`` maps the pixels to [0, 1] (one window for all slices of a volume),
+    each slice is partitioned by ``backend``. Returns (labels [H, W] or [D, H, W], the resolved
+    (low, high) window, the windowed slices).
+    """
+    low, high = resolve_window(pixels, spec=window)
+    image01 = apply_window(pixels, low=low, high=high)
+    slices = list(image01) if is_volume else [image01]
+    labels = np.stack([backend.segment(s) for s in slices]) if is_volume else backend.segment(image01)
+    spatial = pixels.shape[: (3 if is_volume else 2)]
+    if labels.shape != spatial:
+        raise ValueError(f"the {backend.name} label map has shape {labels.shape} but the image has shape {spatial}")
+    return labels, (low, high), slices
+
+
 def _process_file(item: InputFile, *, backend: RegionBackend, job: _Job) -> tuple[str, Path]:
     """Make (or keep) the label map of one image; returns (``"written"``/``"skipped"``, path)."""
     label_path = job.out / f"{item.stem}{LABEL_MAP_SUFFIX}"
@@ -131,13 +149,11 @@ def _process_file(item: InputFile, *, backend: RegionBackend, job: _Job) -> tupl
                                        need_overlays=job.overlay):
         return "skipped", label_path
     image = read_image(item.path)
-    low, high = resolve_window(image.pixels, spec=job.window)
-    image01 = apply_window(image.pixels, low=low, high=high)
-    slices = list(image01) if image.is_volume else [image01]
-    labels = np.stack([backend.segment(s) for s in slices]) if image.is_volume else backend.segment(image01)
-    if labels.shape != image.spatial_shape:
-        raise ValueError(f"{item.path}: the {backend.name} label map has shape {labels.shape} but the image "
-                         f"has shape {image.spatial_shape}")
+    try:
+        labels, (low, high), slices = segment_pixels(image.pixels, is_volume=image.is_volume, backend=backend,
+                                                     window=job.window)
+    except ValueError as exc:
+        raise ValueError(f"{item.path}: {exc}") from exc
     save_label_map(label_path, labels, affine=image.affine)
     overlays = []
     if job.overlay:

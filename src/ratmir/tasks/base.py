@@ -109,6 +109,14 @@ class Normalisation:
             return x.astype(np.float32, copy=False)
         return x
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Normalisation:
+        """Inverse of :meth:`record` (as stored in dataset.json and model metadata)."""
+        if not isinstance(record, dict) or record.get("kind") != "affine_clip":
+            kind = record.get("kind") if isinstance(record, dict) else type(record).__name__
+            raise ValueError(f"unknown normalisation record {kind!r}; expected kind 'affine_clip'")
+        return cls(low=float(record["low"]), high=float(record["high"]), units=str(record["units"]))
+
     def record(self) -> dict[str, Any]:
         return {
             "kind": "affine_clip",
