@@ -239,6 +239,47 @@ def report_command(
     typer.echo(path.read_text())
 
 
+@app.command("restore")
+def restore_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM, NIfTI, PNG, TIFF.")],
+    model: Annotated[Path, typer.Option(help="Model weights (.safetensors) or a RUN folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (not inside an input folder).")],
+    task: Annotated[Optional[str], typer.Option(help="ct, pet or pathology, if the model file does not record it.")]
+    = None,
+    regions: Annotated[str, typer.Option(help="Region backend (felzenszwalb, slic, sam, grid, none) or a folder "
+                                              "of label maps from `ratmir regions`.")] = "felzenszwalb",
+    window: Annotated[str, typer.Option(help="Intensity window for the region backend (see `ratmir regions`).")]
+    = "auto",
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Slices per forward pass.")] = 4,
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast.")] = False,
+    tile: Annotated[int, typer.Option(help="Tile size for large images (0: never tile).")] = 512,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
+) -> None:
+    """Restore images with a trained model; one summary line per file.
+
+    Exit code: 1 when any file failed (the others are still written), 2 for a configuration error.
+    """
+    from .engine.evaluate import resolve_weights
+    from .restore import RestoreConfig, restore_files
+
+    try:
+        config = RestoreConfig(inputs=tuple(inputs), model=resolve_weights(model), out=out, task=task,
+                               regions=regions, window=window, device=device, batch_size=batch_size, amp=amp,
+                               tile=tile or None, overlap=overlap)
+        report = restore_files(config)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for line in report.lines:
+        typer.echo(line)
+    typer.echo(f"restore: {len(report.written)} written, {len(report.failures)} failed; output in {out}")
+    for message in report.failures:
+        typer.echo(f"FAILED {message}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

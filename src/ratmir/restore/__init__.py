@@ -1,5 +1,6 @@
-"""Restoring images: tiled inference for large images (and, later, whole files)."""
+"""Restoring images: whole files and folders (``ratmir restore``) and tiled inference."""
 
+from .files import RestoreConfig, RestoreReport, restore_files
 from .tiling import restore_image, tile_starts, tile_weight
 
-__all__ = ["restore_image", "tile_starts", "tile_weight"]
+__all__ = ["RestoreConfig", "RestoreReport", "restore_files", "restore_image", "tile_starts", "tile_weight"]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ratmir.cli import app
+from ratmir.io import read_dicom, read_nifti, read_png, write_dicom_like, write_nifti, write_png
+from ratmir.models import DnCNN, save_pretrained
+from ratmir.restore import RestoreConfig, restore_files
+from ratmir.tasks import get_task
+
+
+@pytest.fixture()
+def ct_model(tmp_path):
+    torch.manual_seed(0)
+    model = DnCNN(features=4, depth=3)
+    meta = {"task": "ct", "normalisation": json.dumps(get_task("ct").normalisation.record())}
+    return save_pretrained(model, tmp_path / "model.safetensors", metadata=meta)
+
+
+def _series(folder, real_ct_path, n=3):
+    src = read_dicom(real_ct_path)
+    for i in range(n):
+        ds = src.dataset.copy()
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        write_dicom_like(ds, src.pixels, folder / f"IM{i}.dcm", series_uid="1.2.3.99")
+    return src
+
+
+def test_dicom_series_in_series_out(ct_model, real_ct_path, tmp_path) -> None:
+    src = _series(tmp_path / "in", real_ct_path)
+    report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "out",
+                                         progress=False))
+    assert report.ok and len(report.written) == 3
+    outs = [read_dicom(p) for p in sorted((tmp_path / "out").glob("*.dcm"))]
+    series = {o.dataset.SeriesInstanceUID for o in outs}
+    assert len(series) == 1 and "1.2.3.99" not in series
+    assert len({o.dataset.SOPInstanceUID for o in outs}) == 3
+    ins = [pydicom.dcmread(tmp_path / "in" / f"IM{i}.dcm") for i in range(3)]
+    assert all(o.dataset.SOPInstanceUID != i.SOPInstanceUID for o, i in zip(outs, ins))
+    for o, i in zip(outs, ins):
+        assert o.dataset.PatientName == i.PatientName and o.dataset.StudyInstanceUID == i.StudyInstanceUID
+        assert o.dataset.ImagePositionPatient == i.ImagePositionPatient
+        assert "ratmir DNCNN" in o.dataset.SeriesDescription and "Restored by ratmir" in o.dataset.DerivationDescription
+    # values in HU, changed by the model, but near the input (a 3-layer random DnCNN)
+    diff = outs[0].pixels - src.pixels
+    assert 0 < np.abs(diff).mean() < 500 and float(outs[0].dataset.RescaleSlope) > 0
+
+
+def test_nifti_geometry_and_png_bit_depth(ct_model, tmp_path) -> None:
+    affine = np.diag([0.7, 0.7, 2.0, 1.0])
+    affine[:3, 3] = [-90, 20, 5]
+    write_nifti(tmp_path / "in" / "vol.nii.gz", np.random.default_rng(0).normal(0, 50, (3, 40, 36)), affine=affine)
+    write_png(tmp_path / "in" / "img.png", np.random.default_rng(1).integers(0, 65535, (40, 40), dtype=np.uint16))
+    report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "out",
+                                         progress=False, regions="grid"))
+    assert report.ok, report.failures
+    vol = read_nifti(tmp_path / "out" / "vol.nii.gz")
+    assert vol.pixels.shape == (3, 40, 36)
+    np.testing.assert_allclose(vol.affine, affine)
+    assert read_png(tmp_path / "out" / "img.png").dtype == np.uint16
+
+
+def test_folder_with_corrupt_file_and_cli(ct_model, real_ct_path, tmp_path) -> None:
+    _series(tmp_path / "in", real_ct_path, n=2)
+    (tmp_path / "in" / "broken.dcm").write_bytes(b"\0" * 300)
+    ds = pydicom.dcmread(real_ct_path)
+    del ds.PixelData
+    ds.save_as(tmp_path / "in" / "noimage.dcm")
+    res = CliRunner().invoke(app, ["restore", str(tmp_path / "in"), "--model", str(ct_model),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert "2 written, 2 failed" in res.output
+    assert "broken.dcm" in res.output and "holds no image" in res.output
+    assert len(list((tmp_path / "out").glob("IM*.dcm"))) == 2
+
+
+def test_refusals(ct_model, tmp_path) -> None:
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ValueError, match="inside the input folder"):
+        restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "in" / "out"))
+    rgb = tmp_path / "rgb"
+    write_png(rgb / "x.png", np.zeros((32, 32, 3), np.uint8))
+    report = restore_files(RestoreConfig(inputs=(rgb,), model=ct_model, out=tmp_path / "o", progress=False))
+    assert not report.ok and "expects 1 channel(s), the image has 3" in report.failures[0]
+    plain = save_pretrained(DnCNN(features=4, depth=3), tmp_path / "plain.safetensors")
+    with pytest.raises(ValueError, match="pass --task"):
+        restore_files(RestoreConfig(inputs=(rgb,), model=plain, out=tmp_path / "p"))
