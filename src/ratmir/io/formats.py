@@ -21,7 +21,8 @@ from .raster import read_png, read_tiff
 
 # Recognised suffixes -> reader; files without a suffix are read as DICOM if they look like one.
 FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom",
-           ".ima": "dicom", ".nii": "nifti", ".nii.gz": "nifti"}
+           ".ima": "dicom", ".nii": "nifti", ".nii.gz": "nifti",
+           ".svs": "slide", ".ndpi": "slide", ".mrxs": "slide", ".scn": "slide", ".bif": "slide"}
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,9 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     """Read one image file; ValueError naming the file when it is unsupported or unreadable."""
     path = Path(path)
     _, fmt = split_name(path)
+    if fmt == "slide":
+        raise ValueError(f"{path}: whole-slide images are read region by region (`ratmir restore`), "
+                         "not as one array")
     if fmt is None:
         raise ValueError(f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; expected one of "
                          f"{sorted(FORMATS)} or a DICOM file")

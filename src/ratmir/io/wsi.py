@@ -33,6 +33,22 @@ class SlideReader:
     def level_count(self) -> int:
         return int(self._slide.level_count)
 
+    def level_dimensions(self, level: int) -> tuple[int, int]:
+        """(width, height) at ``level``."""
+        return tuple(self._slide.level_dimensions[level])
+
+    def level_for_size(self, max_side: int) -> int:
+        """The finest level whose longer side is at most ``max_side`` (else the coarsest)."""
+        for level in range(self.level_count):
+            if max(self.level_dimensions(level)) <= max_side:
+                return level
+        return self.level_count - 1
+
+    def read_level(self, level: int) -> np.ndarray:
+        """A whole level as RGB uint8 [height, width, 3] (use a coarse level)."""
+        w, h = self.level_dimensions(level)
+        return self.read(x=0, y=0, width=w, height=h, level=level)
+
     @property
     def microns_per_pixel(self) -> float | None:
         value = self._slide.properties.get("openslide.mpp-x")

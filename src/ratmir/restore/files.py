@@ -6,6 +6,8 @@
   RescaleSlope/Intercept. Pixels outside the model's normalisation range (e.g. -3024 padding)
   keep their input value.
 - NIfTI: 2-D images and volumes (slice by slice), affine and header kept.
+- Whole-slide images (SVS, NDPI, MRXS, SCN, BIF): region by region into a tiled BigTIFF
+  (:mod:`ratmir.restore.slides`).
 - PNG/TIFF: bit depth kept; pixel values are read as the task's units (RGB levels for
   pathology; for CT/PET prefer DICOM, NIfTI or float TIFF in HU / activity).
 
@@ -35,6 +37,7 @@ from ..regions.batch import segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
 from ..tasks import get_task
 from ..tasks.base import Normalisation
+from .slides import restore_slide
 from .tiling import restore_image
 
 
@@ -141,6 +144,12 @@ class _Restorer:
                 series_uid=uid, series_description=f"{getattr(ds, 'SeriesDescription', '')} [ratmir {model}]".strip(),
                 derivation=f"Restored by ratmir {model} ({self.task}) from series {getattr(ds, 'SeriesInstanceUID', '?')}",
             )
+        if fmt == "slide":
+            if self.backend is None:
+                raise ValueError(f"{item.path}: slides need a region backend (--regions NAME), not a label-map folder")
+            return restore_slide(item.path, base.with_name(base.name + ".tiff"), model=self.model,
+                                 normalisation=self.norm, backend=self.backend, window=self.window,
+                                 device=self.cfg.device)
         if fmt == "nifti":
             image = read_nifti(item.path)
             is_volume = image.pixels.ndim == 3
