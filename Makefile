@@ -27,6 +27,9 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/attention.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/restore_memory.py
+	$(PY) benchmarks/regions.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

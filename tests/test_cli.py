@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from ratmir import __version__
@@ -22,12 +23,15 @@ def test_module_entry_point() -> None:
     assert out.stdout.strip() == f"ratmir {__version__}"
 
 
-def test_demo_writes_report(tmp_path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    for name in ("report.md", "input.png", "output.png", "regions.png"):
-        assert (tmp_path / name).is_file()
-    assert "randomly initialised" in (tmp_path / "report.md").read_text()
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path) -> None:
+    """The demo pipeline on 2 images per split and a few iterations (the real one trains longer)."""
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--iterations", "4", "--limit", "2"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    text = (tmp_path / "report.md").read_text()
+    assert "| rat | ct_window |" in text and "| redcnn | ct_window |" in text and "| input (LQ) |" in text
+    assert "## Verdict" in text and list((tmp_path / "figures").glob("*.png"))
+    assert list((tmp_path / "restored").glob("*.dcm"))
 
 
 def test_demo_rejects_unknown_task(tmp_path) -> None:

@@ -35,14 +35,17 @@ def _root(
 
 @app.command()
 def demo(
-    task: Annotated[str, typer.Option(help="Task to demonstrate (only 'ct' so far).")] = "ct",
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo"),
-    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+    task: Annotated[str, typer.Option(help="ct, pet or pathology.")] = "ct",
+    out: Annotated[Path, typer.Option(help="Output folder (an interrupted demo resumes there).")] = Path("demo"),
+    iterations: Annotated[int, typer.Option(help="Training iterations per model.")] = 1500,
+    limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of data, degradations and initialisation.")] = 0,
 ) -> None:
-    """Restore a real CT slice with a randomly initialised RAT (a smoke run, not a result)."""
-    from .demo import run_demo
+    """The main job end to end on real images: prepare, train RAT and a baseline, evaluate,
+    restore held-out images, write OUT/report.md."""
+    from .demo import DemoConfig, run_demo
 
-    report = run_demo(task=task, out=out, seed=seed)
+    report = run_demo(DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed))
     typer.echo(report.read_text())
 
 

@@ -1,0 +1,78 @@
+"""Peak memory of restoring a large RGB image with tiling (issue: 3000x3000 under 4 GB).
+
+Runs ``ratmir.restore.restore_files`` on a 3000x3000 RGB TIFF with the default RAT
+(in_channels=3, random weights: memory and time do not depend on the weights), in a fresh
+process, and prints the peak resident memory (VmHWM) and the time, for tiled and (with
+--untiled) one-pass restoration.
+
+    python benchmarks/restore_memory.py              # 3000x3000, tile 512 (a few minutes)
+    python benchmarks/restore_memory.py --size 1024  # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM")
+
+
+def child(size: int, tile: int) -> dict:
+    import numpy as np
+    import torch
+
+    from ratmir.io import write_tiff
+    from ratmir.models import RAT, save_pretrained
+    from ratmir.restore import RestoreConfig, restore_files
+    from ratmir.tasks import get_task
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        torch.manual_seed(0)
+        meta = {"task": "pathology", "normalisation": json.dumps(get_task("pathology").normalisation.record())}
+        weights = save_pretrained(RAT(in_channels=3), tmp / "rat.safetensors", metadata=meta)
+        rgb = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+        write_tiff(tmp / "in" / "big.tiff", rgb)
+        del rgb
+        start = time.perf_counter()
+        report = restore_files(RestoreConfig(inputs=(tmp / "in",), model=weights, out=tmp / "out",
+                                             tile=tile or None, batch_size=1, progress=False))
+        seconds = time.perf_counter() - start
+        assert report.ok, report.failures
+    return {"seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=3000)
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--untiled", action="store_true", help="also measure one-pass restoration")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*json.loads(args.child))))
+        return
+    print(f"Restoring a {args.size}x{args.size} RGB TIFF with the default RAT (in_channels=3), CPU\n")
+    print("| mode | time (s) | peak resident memory (MB) |\n|---|---|---|")
+    for tile in [args.tile] + ([0] if args.untiled else []):
+        out = subprocess.run([sys.executable, __file__, "--child", json.dumps([args.size, tile])],
+                             capture_output=True, text=True)
+        if out.returncode:
+            print(f"| {'untiled' if not tile else f'tile {tile}'} | failed | {out.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {'untiled' if not tile else f'tiled {tile}, overlap 32'} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
