@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> None:
-    from conftest import write_tiny_dataset
+    from ratmir_testdata import write_tiny_dataset
 
     from ratmir.engine import load_config, train
     from ratmir.losses import FocalRegionLoss

@@ -24,7 +24,7 @@ from .engine.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig
 
 # Small models and budgets that fit in ~20 minutes of a 2-core CPU, per task.
 DEMO_MODELS = {
-    "rat": {"width": 16, "middle_layers": 6, "layers_per_group": 3},
+    "rat": {"width": 16, "middle_layers": 6, "layers_per_group": 3, "identity_init": True},
     "redcnn": {"features": 48},
     "dncnn": {"features": 32, "depth": 10},
 }

@@ -84,3 +84,10 @@ def test_errors(tmp_path) -> None:
     pair_paths(tmp_path, "train", "a").lq.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="lq/a.tiff: not a readable TIFF"):
         PairedDataset(tmp_path, "train")[0]
+
+
+def test_iteration_stops_after_one_epoch(tmp_path) -> None:
+    make_dataset(tmp_path)
+    ds = PairedDataset(tmp_path, "train")
+    assert [item["name"] for item in ds] == ["a", "b"]
+    assert ds[2]["name"] == "a"  # index 2 = image 0 of epoch 1

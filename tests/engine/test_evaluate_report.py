@@ -59,7 +59,7 @@ def test_cli_errors(tiny_dataset, tmp_path) -> None:
 
 
 def test_channel_mismatch(two_runs, tmp_path) -> None:
-    from conftest import write_tiny_dataset
+    from ratmir_testdata import write_tiny_dataset
 
     rgb = write_tiny_dataset(tmp_path / "rgb", channels=3)
     with pytest.raises(ValueError, match="expects 1 channel"):

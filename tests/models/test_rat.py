@@ -142,3 +142,12 @@ def test_bad_config(kwargs, error, match) -> None:
 def test_keyword_only() -> None:
     with pytest.raises(TypeError):
         RAT(1, 64)  # type: ignore[misc]
+
+
+def test_identity_init_returns_the_input_and_still_learns() -> None:
+    model = RAT(**TINY, identity_init=True)
+    x = torch.rand(1, 1, 20, 20)
+    y = model(x, _regions(1, 20, 20))
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert model.ending.weight.grad.abs().sum() > 0

@@ -76,6 +76,10 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    def __iter__(self):
+        """The images once, in order (indices past the end address later epochs instead)."""
+        return (self[i] for i in range(len(self)))
+
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._cache is not None and index in self._cache:
             return self._cache[index]

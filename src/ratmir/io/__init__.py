@@ -9,13 +9,15 @@
 Arrays use SimpleITK's order: [H, W] (or [H, W, 3]) for an image, [D, H, W] for a volume.
 """
 
-from .dicom import DicomImage, read_dicom, read_dicom_series, rescale_slope, write_dicom_like
+from .dicom import (
+    DicomImage, read_dicom, read_dicom_header, read_dicom_series, rescale_slope, slice_position, write_dicom_like,
+)
 from .nifti import NiftiImage, read_nifti, write_nifti
 from .raster import read_png, read_tiff, write_png, write_tiff
 from .wsi import SlideReader
 
 __all__ = [
-    "DicomImage", "read_dicom", "read_dicom_series", "rescale_slope", "write_dicom_like",
+    "DicomImage", "read_dicom", "read_dicom_header", "read_dicom_series", "slice_position", "rescale_slope", "write_dicom_like",
     "NiftiImage", "read_nifti", "write_nifti",
     "read_png", "write_png", "read_tiff", "write_tiff", "SlideReader",
 ]

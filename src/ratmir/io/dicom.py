@@ -36,22 +36,33 @@ def _modality_lut():
     return apply_modality_lut
 
 
-def read_dicom(path: str | os.PathLike, *, require_modality: str | None = None) -> DicomImage:
-    """Read one DICOM file; grey pixels in physical units (HU for CT).
-
-    ``require_modality`` (e.g. ``"CT"``) rejects other modalities with an error naming the file.
-    """
+def _dcmread(path: Path, *, require_modality: str | None, stop_before_pixels: bool):
     import pydicom
 
-    path = Path(path)
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"{path}: not a readable DICOM file: {type(err).__name__}: {err}") from err
     if require_modality is not None and getattr(ds, "Modality", None) != require_modality:
         raise ValueError(
             f"{path}: expected a {require_modality} image, got Modality {getattr(ds, 'Modality', None)!r}"
         )
+    return ds
+
+
+def read_dicom_header(path: str | os.PathLike, *, require_modality: str | None = None) -> object:
+    """Read one DICOM file's tags without its pixel data (a ``pydicom.Dataset``), with the
+    checks of :func:`read_dicom`: for scanning a large series before decoding any image."""
+    return _dcmread(Path(path), require_modality=require_modality, stop_before_pixels=True)
+
+
+def read_dicom(path: str | os.PathLike, *, require_modality: str | None = None) -> DicomImage:
+    """Read one DICOM file; grey pixels in physical units (HU for CT).
+
+    ``require_modality`` (e.g. ``"CT"``) rejects other modalities with an error naming the file.
+    """
+    path = Path(path)
+    ds = _dcmread(path, require_modality=require_modality, stop_before_pixels=False)
     if "PixelData" not in ds:
         raise ValueError(f"{path}: the DICOM file holds no image (no PixelData; SOP class {getattr(ds, 'SOPClassUID', '?')})")
     try:
@@ -79,7 +90,12 @@ def read_dicom_series(folder: str | os.PathLike, *, require_modality: str | None
 
 
 def _slice_position(image: DicomImage) -> float:
-    ds = image.dataset
+    return slice_position(image.dataset)
+
+
+def slice_position(ds: object) -> float:
+    """Position of a slice along the patient axis (mm): ImagePositionPatient projected on the
+    slice normal, else InstanceNumber."""
     pos, ori = getattr(ds, "ImagePositionPatient", None), getattr(ds, "ImageOrientationPatient", None)
     if pos is not None and ori is not None:
         normal = np.cross(np.asarray(ori[:3], float), np.asarray(ori[3:], float))

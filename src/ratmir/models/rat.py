@@ -81,6 +81,9 @@ class RAT(RestorationModel):
             (W-MSA) or ``"global"`` (full MSA) -- the paper's Table 4 ablation.
         attention_backend: ``"auto"``, ``"sparse"``, ``"dense"`` or ``"flex"`` (see
             :mod:`ratmir.models.grouped_attention`).
+        identity_init: zero-initialise the output convolution, so the untrained model returns
+            its input and training starts from "no change" (useful when the degradation is
+            mild). The reference initialises it randomly (False).
 
     Call ``model(x, regions)`` with ``x`` float [B, C, H, W] and ``regions`` an integer label
     map [B, H, W] (any integer values; ignored, and optional, unless ``attention="region"``).
@@ -106,6 +109,7 @@ class RAT(RestorationModel):
         mask_value: float = -1000.0,
         attention: str = "region",
         attention_backend: str = "auto",
+        identity_init: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("width", width), ("num_heads", num_heads),
@@ -136,7 +140,7 @@ class RAT(RestorationModel):
             in_channels=in_channels, width=width, enc_blocks=enc_blocks, dec_blocks=dec_blocks,
             middle_layers=middle_layers, layers_per_group=layers_per_group, num_heads=num_heads,
             window_size=window_size, mlp_ratio=float(mlp_ratio), mask_value=float(mask_value),
-            attention=attention, attention_backend=attention_backend,
+            attention=attention, attention_backend=attention_backend, identity_init=bool(identity_init),
         )
         self.attention = attention
         self.attention_backend = attention_backend
@@ -153,6 +157,9 @@ class RAT(RestorationModel):
             for _ in range(middle_layers // layers_per_group)
         )
         self.ups, self.decoders = build_decoder(chan, dec_blocks)
+        if identity_init:
+            nn.init.zeros_(self.ending.weight)
+            nn.init.zeros_(self.ending.bias)
 
     def _restore(self, x: Tensor, regions: Tensor | None) -> Tensor:
         if regions is None and self.attention == "region":

@@ -1,0 +1,55 @@
+"""Noise in real CT slices: the most uniform soft-tissue region, the slice's own noise level
+and the full-dose photon count that reproduces it (for ``prepare``'s quarter-dose simulation
+and for the noise measurements in docs/data.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..tasks.ct import CTDegradation, calibrate_incident_photons
+
+#: Soft tissue / brain / water: where a uniform region shows the noise, not anatomy.
+SOFT_TISSUE_HU = (-100.0, 150.0)
+ROI_SIZE = 24
+
+
+def most_uniform_roi(hu: np.ndarray, *, size: int = ROI_SIZE,
+                     hu_range: tuple[float, float] = SOFT_TISSUE_HU) -> tuple[slice, slice] | None:
+    """The ``size`` x ``size`` window of ``hu`` lying wholly in ``hu_range`` with the smallest
+    standard deviation, or None when no such window exists."""
+    hu = np.asarray(hu, dtype=np.float64)
+    if hu.ndim != 2 or min(hu.shape) < size:
+        raise ValueError(f"hu must be [H, W] with H, W >= {size}, got shape {hu.shape}")
+    inside = (hu >= hu_range[0]) & (hu <= hu_range[1])
+    valid = ndimage.minimum_filter(inside.astype(np.uint8), size=size, mode="constant", cval=0).astype(bool)
+    if not valid.any():
+        return None
+    mean = ndimage.uniform_filter(hu, size=size, mode="reflect")
+    var = ndimage.uniform_filter(hu * hu, size=size, mode="reflect") - mean * mean
+    var[~valid] = np.inf
+    row, col = np.unravel_index(int(np.argmin(var)), var.shape)
+    top, left = row - size // 2, col - size // 2  # scipy centres even windows at size // 2
+    return slice(int(top), int(top) + size), slice(int(left), int(left) + size)
+
+
+def roi_record(roi: tuple[slice, slice]) -> list[int]:
+    return [roi[0].start, roi[0].stop, roi[1].start, roi[1].stop]
+
+
+def calibrate_to_slice(hu: np.ndarray, *, config: CTDegradation) -> tuple[CTDegradation, dict[str, Any]]:
+    """``config`` with ``incident_photons`` calibrated so that the simulated full-dose noise
+    matches the noise of ``hu``'s most uniform soft-tissue region
+    (:func:`ratmir.tasks.calibrate_incident_photons`). Without such a region ``config`` is
+    returned unchanged and the record says so."""
+    roi = most_uniform_roi(hu)
+    if roi is None:
+        return config, {"status": "not calibrated: no uniform soft-tissue region",
+                        "incident_photons": config.incident_photons}
+    photons = calibrate_incident_photons(hu, roi=roi, config=config)
+    return dataclasses.replace(config, incident_photons=float(photons)), {
+        "status": "calibrated", "incident_photons": float(photons), "roi_rows_cols": roi_record(roi),
+        "roi_hu_range": list(SOFT_TISSUE_HU), "full_dose_roi_std_hu": float(np.std(hu[roi]))}
