@@ -1,7 +1,8 @@
 """Region attention: sparse (ratmir) vs dense (the reference's -1000 mask), side by side.
 
-Every measurement runs in a fresh subprocess, so peak memory is the extra resident memory
-(VmHWM after resetting it, minus the resident size before the step) of that step alone.
+Every measurement runs in a fresh subprocess. Peak memory is the extra resident memory of the
+first step (VmHWM after resetting it, minus the resident size before the step: model, inputs
+and, for training, the optimiser state it creates); time is that of the second step.
 
     python benchmarks/attention.py            # full run (~10 min on 2 cores)
     python benchmarks/attention.py --quick    # smaller sizes, a minute
@@ -63,13 +64,15 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int) -> 
             with torch.inference_mode():
                 model.eval()(x, r)
 
-    step()  # warm-up: allocations of the optimiser state, kernel selection
+    # Memory: the first step, from the resident size before it (so memory that a warm-up step
+    # would leave in the allocator cannot hide any of the peak). Time: the second step.
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident size
     base = _rss_kib("VmRSS")
+    step()
+    peak = _rss_kib("VmHWM") - base
     start = time.perf_counter()
     step()
     seconds = time.perf_counter() - start
-    peak = _rss_kib("VmHWM") - base
     return {"seconds": seconds, "peak_mb": peak / 1024}
 
 

@@ -176,6 +176,9 @@ def prepare(
                                               "is configured, else felzenszwalb.")] = "auto",
     window: Annotated[Optional[str], typer.Option(help="Region window (default per task: ct:40,400, "
                                                        "range:0,20 for pet, range:0,255 for pathology).")] = None,
+    ct_noise_hu: Annotated[Optional[float], typer.Option(
+        help="ct: emulate an acquisition whose full-dose noise std is this many HU (e.g. 12 for thin AAPM-like "
+             "slices); default: each slice's own noise.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset folder.")] = False,
 ) -> None:
     """Build a paired (LQ, HQ, region map) dataset; see docs/data.md. Exit code 1 on any error."""
@@ -184,7 +187,8 @@ def prepare(
     try:
         report = prepare_dataset(PrepareConfig(
             task=task, out=out, sources=tuple(source or ()), limit=limit, seed=seed, test_fraction=test_fraction,
-            tile_size=tile_size, regions_backend=backend, regions_window=window, force=force))
+            tile_size=tile_size, regions_backend=backend, regions_window=window, ct_noise_hu=ct_noise_hu,
+            force=force))
     except (ValueError, TypeError, OSError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -77,3 +77,22 @@ def test_force_replaces_a_dataset_and_item_seeds_are_stable(tmp_path) -> None:
     prepare_dataset(_config("pathology", tmp_path / "ds", force=True, limit=2))
     assert len(PairedDataset(tmp_path / "ds", "train")) == 2
     assert item_seed(0, "a") == item_seed(0, "a") != item_seed(1, "a")
+
+
+def test_ct_emulated_full_dose_noise(real_ct_path) -> None:
+    """--ct-noise-hu sets the full-dose noise the simulation emulates: the added (extra) noise of
+    a quarter dose is then sqrt(1/0.25 - 1) x that std in a uniform region."""
+    from ratmir.data.ct_noise import calibrate_to_slice, most_uniform_roi
+    from ratmir.io import read_dicom
+    from ratmir.tasks import CTDegradation, simulate_low_dose_ct
+
+    hu = read_dicom(real_ct_path).pixels
+    base = CTDegradation(pixel_size_mm=0.5, seed=1)
+    own, rec_own = calibrate_to_slice(hu, config=base)
+    noisy, rec = calibrate_to_slice(hu, config=base, full_dose_noise_hu=3 * rec_own["full_dose_roi_std_hu"])
+    assert rec["emulated_full_dose_std_hu"] > 0 and noisy.incident_photons == pytest.approx(own.incident_photons / 9)
+    roi = most_uniform_roi(hu)
+    extra = (simulate_low_dose_ct(hu, config=noisy).lq - hu)[roi].std()
+    assert extra == pytest.approx(3 ** 0.5 * rec["emulated_full_dose_std_hu"], rel=0.35)
+    with pytest.raises(ValueError, match="must be > 0"):
+        calibrate_to_slice(hu, config=base, full_dose_noise_hu=0.0)

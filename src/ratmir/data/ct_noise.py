@@ -40,16 +40,25 @@ def roi_record(roi: tuple[slice, slice]) -> list[int]:
     return [roi[0].start, roi[0].stop, roi[1].start, roi[1].stop]
 
 
-def calibrate_to_slice(hu: np.ndarray, *, config: CTDegradation) -> tuple[CTDegradation, dict[str, Any]]:
+def calibrate_to_slice(hu: np.ndarray, *, config: CTDegradation,
+                       full_dose_noise_hu: float | None = None) -> tuple[CTDegradation, dict[str, Any]]:
     """``config`` with ``incident_photons`` calibrated so that the simulated full-dose noise
     matches the noise of ``hu``'s most uniform soft-tissue region
-    (:func:`ratmir.tasks.calibrate_incident_photons`). Without such a region ``config`` is
-    returned unchanged and the record says so."""
+    (:func:`ratmir.tasks.calibrate_incident_photons`), or, with ``full_dose_noise_hu``, equals
+    that standard deviation instead: an acquisition noisier than the slice (e.g. the thin, sharp
+    slices of the AAPM-Mayo challenge, where clinical thick slices are smooth). Without a
+    uniform region ``config`` is returned unchanged and the record says so."""
     roi = most_uniform_roi(hu)
     if roi is None:
         return config, {"status": "not calibrated: no uniform soft-tissue region",
                         "incident_photons": config.incident_photons}
+    measured = float(np.std(hu[roi]))
     photons = calibrate_incident_photons(hu, roi=roi, config=config)
-    return dataclasses.replace(config, incident_photons=float(photons)), {
-        "status": "calibrated", "incident_photons": float(photons), "roi_rows_cols": roi_record(roi),
-        "roi_hu_range": list(SOFT_TISSUE_HU), "full_dose_roi_std_hu": float(np.std(hu[roi]))}
+    record = {"status": "calibrated", "roi_rows_cols": roi_record(roi), "roi_hu_range": list(SOFT_TISSUE_HU),
+              "full_dose_roi_std_hu": measured}
+    if full_dose_noise_hu is not None:
+        if not full_dose_noise_hu > 0:
+            raise ValueError(f"full_dose_noise_hu must be > 0, got {full_dose_noise_hu}")
+        photons *= (measured / full_dose_noise_hu) ** 2  # noise std scales as 1/sqrt(I0)
+        record.update(status="calibrated to an emulated full-dose noise", emulated_full_dose_std_hu=full_dose_noise_hu)
+    return dataclasses.replace(config, incident_photons=float(photons)), {**record, "incident_photons": float(photons)}

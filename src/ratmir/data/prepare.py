@@ -63,6 +63,7 @@ class PrepareConfig:
     regions_backend: str = "auto"
     regions_options: Mapping[str, Any] = field(default_factory=dict)
     regions_window: str | None = None
+    ct_noise_hu: float | None = None  # CT: emulated full-dose noise std (None: each slice's own)
     force: bool = False
     progress: bool = True
 
@@ -83,8 +84,9 @@ def item_seed(seed: int, name: str) -> int:
 class _PairMaker:
     """Turns samples into (hq, lq, record); holds the CT calibration of each subject."""
 
-    def __init__(self, *, task: TaskSpec, seed: int, references: Mapping[str, Sample]) -> None:
-        self.task, self.seed, self.references = task, seed, references
+    def __init__(self, *, task: TaskSpec, seed: int, references: Mapping[str, Sample],
+                 ct_noise_hu: float | None = None) -> None:
+        self.task, self.seed, self.references, self.ct_noise_hu = task, seed, references, ct_noise_hu
         self.calibrations: dict[str, tuple[CTDegradation, dict[str, Any]]] = {}
 
     def __call__(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -111,7 +113,7 @@ class _PairMaker:
             reference = self.references[sample.subject]
             hu = source if reference is sample else reference.load()
             base = CTDegradation(pixel_size_mm=reference.pixel_size_mm or CTDegradation.pixel_size_mm)
-            config, record = calibrate_to_slice(hu, config=base)
+            config, record = calibrate_to_slice(hu, config=base, full_dose_noise_hu=self.ct_noise_hu)
             self.calibrations[sample.subject] = (config, {**record, "reference": reference.name})
         config = self.calibrations[sample.subject][0]
         return dataclasses.replace(config, pixel_size_mm=sample.pixel_size_mm or config.pixel_size_mm, seed=seed)
@@ -153,6 +155,8 @@ def _check_config(config: PrepareConfig) -> None:
     check_number("test_fraction", config.test_fraction, low=0.0, high=0.5, low_inclusive=False)
     check_positive_int("seed", config.seed, minimum=0)
     check_positive_int("tile_size", config.tile_size, minimum=16)
+    if config.ct_noise_hu is not None:
+        check_number("ct_noise_hu", config.ct_noise_hu, low=0.0, low_inclusive=False)
 
 
 def _make_regions(root: Path, *, config: PrepareConfig, backend: str, window: str,
@@ -195,7 +199,7 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
                           positions=[s.position for s in samples], gaps=found.gaps,
                           test_fraction=config.test_fraction, seed=config.seed)
     chosen = {name: [samples[i] for i in evenly_spaced(split.indices(name), limit=config.limit)] for name in SPLITS}
-    maker = _PairMaker(task=task, seed=config.seed,
+    maker = _PairMaker(task=task, seed=config.seed, ct_noise_hu=config.ct_noise_hu,
                        references=_calibration_references([s for v in chosen.values() for s in v]))
     from tqdm.auto import tqdm
 
@@ -223,6 +227,7 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
             "degradation": {"ct_calibration": {k: v[1] for k, v in maker.calibrations.items()} or None,
                             "per_image": records},
             "regions": regions, "seed": config.seed, "limit": config.limit, "test_fraction": config.test_fraction,
+            "ct_noise_hu": config.ct_noise_hu,
             "tile_size": config.tile_size if task.name == "pathology" else None,
             "user_sources": [str(p) for p in config.sources], "ratmir_version": __version__,
         }
