@@ -41,14 +41,14 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(field)
 
 
-def _measure(mode: str, backend: str, size: int, regions: int, threads: int) -> dict:
+def _measure(mode: str, backend: str, size: int, regions: int, threads: int, checkpointing: bool = False) -> dict:
     """Runs in the child process."""
     from ratmir.losses import FocalRegionLoss
     from ratmir.models import RAT
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = RAT(attention_backend=backend)
+    model = RAT(attention_backend=backend, checkpointing=checkpointing)
     x = torch.rand(1, 1, size, size)
     r = voronoi_regions(size, regions)
     target = torch.rand_like(x)
@@ -76,8 +76,9 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int) -> 
     return {"seconds": seconds, "peak_mb": peak / 1024}
 
 
-def run(mode: str, backend: str, size: int, regions: int, threads: int, timeout: float) -> dict | None:
-    cmd = [sys.executable, __file__, "--child", json.dumps([mode, backend, size, regions, threads])]
+def run(mode: str, backend: str, size: int, regions: int, threads: int, timeout: float,
+        checkpointing: bool = False) -> dict | None:
+    cmd = [sys.executable, __file__, "--child", json.dumps([mode, backend, size, regions, threads, checkpointing])]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -111,14 +112,23 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, default RAT (width 64, 12 layers), "
           f"{args.regions} Voronoi regions")
     print(f"\n## One training step (forward + backward + Adam), {train_size}x{train_size}, batch 1\n")
-    print("| backend | time (s) | peak memory (MB) |")
-    print("|---|---|---|")
-    res = {b: run("train", b, train_size, args.regions, args.threads, args.timeout) for b in ("sparse", "dense")}
-    for b, r in res.items():
-        print(f"| {b} | {r['seconds']:.2f} | {r['peak_mb']:.0f} |" if r else f"| {b} | failed | - |")
-    if res["sparse"] and res["dense"]:
-        print(f"\ndense / sparse: time {res['dense']['seconds'] / res['sparse']['seconds']:.1f}x, "
-              f"peak memory {res['dense']['peak_mb'] / res['sparse']['peak_mb']:.1f}x")
+    print("| backend | activation checkpointing | time (s) | peak memory (MB) |")
+    print("|---|---|---|---|")
+    res = {(b, c): run("train", b, train_size, args.regions, args.threads, args.timeout, checkpointing=c)
+           for c in (False, True) for b in ("sparse", "dense")}
+    for (b, c), r in res.items():
+        print(f"| {b} | {'yes' if c else 'no'} | {r['seconds']:.2f} | {r['peak_mb']:.0f} |" if r
+              else f"| {b} | {'yes' if c else 'no'} | failed | - |")
+
+    def ratio(a: tuple, b: tuple, label: str) -> None:
+        if res[a] and res[b]:
+            print(f"- {label}: time {res[b]['seconds'] / res[a]['seconds']:.1f}x, "
+                  f"peak memory {res[b]['peak_mb'] / res[a]['peak_mb']:.1f}x less")
+
+    print()
+    ratio(("sparse", False), ("dense", False), "sparse vs dense, no checkpointing (like for like)")
+    ratio(("sparse", True), ("dense", True), "sparse vs dense, both with checkpointing")
+    ratio(("sparse", True), ("dense", False), "sparse + checkpointing vs dense as the reference trains")
 
     print("\n## Forward pass (inference), batch 1\n")
     print("| size | sparse time (s) | sparse peak (MB) | dense time (s) | dense peak (MB) | dense / sparse time |")

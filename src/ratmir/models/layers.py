@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class _LayerNorm2dFunction(torch.autograd.Function):
+    """Channel LayerNorm on [B, C, H, W] that saves only the normalised tensor and 1/std for
+    backward (autograd of the plain formula keeps several full-size intermediates)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        mu = x.mean(1, keepdim=True)
+        centred = x - mu
+        rstd = (centred.square().mean(1, keepdim=True) + eps).rsqrt()
+        y = centred.mul_(rstd)
+        ctx.save_for_backward(y, rstd, weight)
+        return torch.addcmul(bias.view(1, -1, 1, 1), y, weight.view(1, -1, 1, 1))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        y, rstd, weight = ctx.saved_tensors
+        g = grad * weight.view(1, -1, 1, 1)
+        gx = rstd * (g - y * (g * y).mean(1, keepdim=True) - g.mean(1, keepdim=True))
+        return gx, (grad * y).sum((0, 2, 3)), grad.sum((0, 2, 3)), None
 
 
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of [B, C, H, W] (NAFNet's ``LayerNorm2d``).
 
-    Uses the biased variance and ``eps`` inside the square root, as the reference does.
+    Biased variance and ``eps`` inside the square root, as the reference; a custom backward
+    that keeps one full-size tensor per layer (memory dominates training on CPUs and GPUs).
     """
 
     def __init__(self, channels: int, *, eps: float = 1e-6) -> None:
@@ -20,9 +41,7 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return _LayerNorm2dFunction.apply(x, self.weight, self.bias, self.eps)
 
 
 class SimpleGate(nn.Module):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .nafblock import NAFBlock
 
@@ -35,15 +37,29 @@ def build_decoder(chan: int, blocks: Sequence[int]) -> tuple[nn.ModuleList, nn.M
     return ups, decoders
 
 
-def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor]) -> Tensor:
-    """intro -> encoders/downs -> middle -> ups/skips/decoders -> ending, on ``module``'s parts."""
+def maybe_checkpoint(fn: Callable[..., Tensor], *args, enabled: bool, **kwargs) -> Tensor:
+    """``fn(*args, **kwargs)``, recomputed in backward instead of storing its activations when
+    ``enabled`` and gradients are being recorded (activation checkpointing)."""
+    if enabled and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor], *, checkpointing: bool = False) -> Tensor:
+    """intro -> encoders/downs -> middle -> ups/skips/decoders -> ending, on ``module``'s parts;
+    ``checkpointing`` recomputes each NAFBlock in backward."""
+    def blocks(seq: nn.Sequential, z: Tensor) -> Tensor:
+        for block in seq:
+            z = maybe_checkpoint(block, z, enabled=checkpointing)
+        return z
+
     x = module.intro(x)
     skips = []
     for encoder, down in zip(module.encoders, module.downs):
-        x = encoder(x)
+        x = blocks(encoder, x)
         skips.append(x)
         x = down(x)
     x = middle(x)
     for decoder, up, skip in zip(module.decoders, module.ups, reversed(skips)):
-        x = decoder(up(x) + skip)
+        x = blocks(decoder, up(x) + skip)
     return module.ending(x)
