@@ -151,3 +151,12 @@ def test_ddp_two_gloo_processes_match_one_process(tiny_dataset, tmp_path) -> Non
     b = load_pretrained(tmp_path / "one" / "model.safetensors")
     for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4, msg=k)
+
+
+@pytest.mark.slow
+def test_torch_compile_option(tiny_dataset, tmp_path) -> None:
+    """train.compile wraps the model in torch.compile (inductor on CPU needs a C++ compiler)."""
+    cfg = smoke(tiny_dataset, "train.iterations=2", "train.val_every=2", "train.compile=true",
+                "model.name=dncnn", "model.options={features: 4, depth: 3}")
+    result = train(cfg, out=tmp_path / "run", progress=False)
+    assert result.iterations == 2 and (tmp_path / "run" / "model.safetensors").is_file()
