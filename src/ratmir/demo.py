@@ -212,10 +212,11 @@ def _report_text(config: DemoConfig, *, data: Path, rows: list[dict], timings: d
                      f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f} |")
     lines += ["", "## Verdict", ""]
     if rat and lq:
-        gain = rat["psnr_mean"] - lq["psnr_mean"]
-        lines.append(f"- RAT vs the LQ input ({main_conv}): {gain:+.2f} dB PSNR, "
-                     f"{rat['ssim_mean'] - lq['ssim_mean']:+.4f} SSIM — "
-                     + ("RAT improves over the input." if gain > 0 else "**RAT does not improve over the input.**"))
+        gain, ssim_gain = rat["psnr_mean"] - lq["psnr_mean"], rat["ssim_mean"] - lq["ssim_mean"]
+        verdict = ("RAT improves over the input." if gain > 0 and ssim_gain >= 0 else
+                   "**RAT does not improve over the input.**" if gain <= 0 and ssim_gain <= 0 else
+                   "**mixed: RAT improves one metric and worsens the other.**")
+        lines.append(f"- RAT vs the LQ input ({main_conv}): {gain:+.2f} dB PSNR, {ssim_gain:+.4f} SSIM — {verdict}")
     if rat and base:
         diff = base["psnr_mean"] - rat["psnr_mean"]
         lines.append(f"- {baseline} vs RAT ({main_conv}): {diff:+.2f} dB PSNR — "
