@@ -144,18 +144,20 @@ def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, coun
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
-    from skimage.segmentation import find_boundaries
 
-    from .conventions import CONVENTIONS
     from .data import PairedDataset
-    from .engine.evaluate import DISPLAY
+    from .engine.evaluate import display_image
     from .models import load_pretrained
+    from .regions.overlay import boundary_overlay
     from .restore import restore_image
 
     dataset = PairedDataset(data, "test")
     models = {name: load_pretrained(run / "model.safetensors").eval() for name, run in runs.items()}
-    conv, norm = CONVENTIONS[DISPLAY[task]], dataset.normalisation
-    lo, hi = {"ct": (-160.0, 240.0), "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
+    norm = dataset.normalisation
+
+    def show(t):
+        return display_image(t, task=task, norm=norm)
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(min(count, len(dataset))):
@@ -163,15 +165,8 @@ def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, coun
         lq, hq, regions = item["lq"][None], item["hq"][None], item["regions"][None]
         with torch.no_grad():
             outs = {name: restore_image(m, lq, regions).clamp(0, 1) for name, m in models.items()}
-
-        def show(t):
-            img = ((conv.transform(t.double(), norm)[0] - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
-            return img[..., 0] if img.shape[-1] == 1 else img
-
-        over = show(lq)
-        over = np.repeat(over[..., None], 3, -1) if over.ndim == 2 else over.copy()
-        over[find_boundaries(regions[0].numpy(), mode="inner")] = (1.0, 0.2, 0.2)
-        panels = [("LQ + regions", over)] + [(name.upper(), show(o)) for name, o in outs.items()] + [("HQ", show(hq))]
+        panels = ([("LQ + regions", boundary_overlay(show(lq), regions[0].numpy()))]
+                  + [(name.upper(), show(o)) for name, o in outs.items()] + [("HQ", show(hq))])
         fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
         for ax, (title, img) in zip(axes, panels):
             ax.imshow(img, cmap="gray", vmin=0, vmax=1)

@@ -119,28 +119,27 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def display_image(t: torch.Tensor, *, task: str, norm) -> np.ndarray:
+    """A normalised [1, C, H, W] image as [H, W] or [H, W, 3] in [0, 1] for figures: CT in the
+    [-160, 240] HU window, PET over the declared range, pathology RGB."""
+    conv = CONVENTIONS[DISPLAY[task]]
+    lo, hi = {"ct": (-160.0, 240.0), "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
+    img = ((conv.transform(t.double().cpu(), norm)[0] - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
+    return img[..., 0] if img.shape[-1] == 1 else img
+
+
 def _figure(path: Path, lq, pred, hq, regions, *, task: str, norm) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from skimage.segmentation import find_boundaries
 
-    conv = CONVENTIONS[DISPLAY[task]]
-    lo, hi = {"ct": (-160.0, 240.0), "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
-
-    def show(t):
-        img = conv.transform(t.double().cpu(), norm)[0]
-        img = ((img - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
-        return img[..., 0] if img.shape[-1] == 1 else img
+    from ..regions.overlay import boundary_overlay
 
     err = (pred - hq).abs()[0].mean(0).cpu().numpy()
-    bounds = find_boundaries(regions[0].cpu().numpy(), mode="inner")
-    over = show(lq)
-    over = np.repeat(over[..., None], 3, -1) if over.ndim == 2 else over.copy()
-    over[bounds] = (1.0, 0.2, 0.2)
-    panels = [("LQ", show(lq)), ("output", show(pred)), ("HQ", show(hq)), ("|output - HQ|", err),
-              ("regions", over)]
+    panels = [("LQ", display_image(lq, task=task, norm=norm)), ("output", display_image(pred, task=task, norm=norm)),
+              ("HQ", display_image(hq, task=task, norm=norm)), ("|output - HQ|", err),
+              ("regions", boundary_overlay(display_image(lq, task=task, norm=norm), regions[0].cpu().numpy()))]
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
     for ax, (title, img) in zip(axes, panels):
         is_err = title.startswith("|")
