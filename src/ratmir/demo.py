@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .engine.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 
 # Small models and budgets that fit in ~20 minutes of a 2-core CPU, per task.

@@ -42,7 +42,7 @@ def test_templates_are_bundled_in_the_nilearn_wheel() -> None:
 
 def test_phantom_uptake_ratios_and_lesions(tissues: MNI152Tissues, phantom: PETPhantom) -> None:
     full = make_pet_phantom(tissues, slice_index=90, config=PETPhantomConfig(n_lesions=0))
-    gm, wm = tissues.axial("gm", 90), tissues.axial("wm", 90)
+    gm = tissues.axial("gm", 90)
     assert gm.shape == (233, 197)
     assert full.activity.shape == (128, 128) and full.activity.dtype == np.float32
     assert full.record["gm_activity"] / full.record["wm_activity"] == 4.0

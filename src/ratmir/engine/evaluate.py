@@ -93,9 +93,9 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
         if i < figures:
             _figure(out / "figures" / f"{item['name']}.png", lq, pred, hq, regions, task=task, norm=norm)
 
-    _write_csv(out / "per_image.csv", rows)
+    write_csv(out / "per_image.csv", rows)
     if region_metrics:
-        _write_csv(out / "regions.csv", region_rows)
+        write_csv(out / "regions.csv", region_rows)
     summary = {
         "label": label, "task": task, "split": split, "dataset": str(Path(data).resolve()),
         "n_images": len(dataset), "weights": str(weights.resolve()), "architecture": meta["architecture"],
@@ -110,7 +110,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     return path
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as f:
         if not rows:
             return

@@ -8,11 +8,12 @@ once, as ``input (LQ)``.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from .evaluate import write_csv
 
 
 def find_summary(path: str | os.PathLike) -> Path:
@@ -50,10 +51,7 @@ def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, titl
     rows = collect(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "report.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "report.csv", rows)
     lines = [f"# {title}", ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         sub = [r for r in rows if r["task"] == task]

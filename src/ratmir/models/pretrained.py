@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .. import __version__
+from .._files import atomic_path
 from .base import RestorationModel
 from .registry import build_model
 
@@ -34,10 +35,8 @@ def save_pretrained(model: RestorationModel, path: str | os.PathLike, *, metadat
             raise TypeError(f"metadata[{key!r}] must be a str, got {type(value).__name__}")
         meta[key] = value
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 

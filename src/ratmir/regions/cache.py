@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_path
 from .labelmap_io import label_map_shape
 
 RECORD_FORMAT = "ratmir-regions/1"
@@ -40,16 +40,9 @@ def content_key(path: str | os.PathLike, *, fingerprint: str) -> str:
 def write_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write ``record`` as JSON atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.write("\n")
     return path
 
 

@@ -11,10 +11,11 @@ reader and the reference file all agree.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_path
 
 # SimpleITK's default geometry (identity direction in LPS) as a NIfTI (RAS) affine.
 SITK_DEFAULT_AFFINE = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -49,16 +50,9 @@ def save_label_map(path: str | os.PathLike, labels: np.ndarray, *, affine: np.nd
     image.header.set_xyzt_units("mm")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=suffix) as tmp:  # nibabel picks gzip by the suffix
+        nib.save(image, str(tmp))
     return path
 
 
