@@ -32,6 +32,7 @@ from ..models import build_model, save_pretrained
 from .checkpoint import atomic_save, load_checkpoint
 from .config import ConfigError, ExperimentConfig, to_dict
 from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .sampling import ResumableBatchSampler
 from .validation import validate_model
 
 RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "metrics.jsonl", "tensorboard")
@@ -159,8 +160,6 @@ class _Trainer:
     # -- loop ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg, t = self.cfg, self.cfg.train
-        from .sampling import ResumableBatchSampler
-
         sampler = ResumableBatchSampler(num_samples=len(self.train_set), batch_size=cfg.data.batch_size,
                                         seed=t.seed, start_iteration=self.iteration, end_iteration=t.iterations,
                                         rank=self.info.rank, world_size=self.info.world_size)
