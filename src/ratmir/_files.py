@@ -57,8 +57,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
-        os.chmod(tmp, file_mode())  # writers that reopen or recreate tmp keep or get this mode
         yield Path(tmp)
+        # after the writer: some replace tmp with a private file of their own (safetensors 0.8
+        # writes 0o600 through its own temporary file), so the mode is set on what they left
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
