@@ -117,3 +117,18 @@ def test_index_and_split_sizes_are_generic(tmp_path) -> None:
     assert "the baseline (dncnn) wins" in result["verdict"][1]
     index = render_index({"ct": None, "pet": result})
     assert "| [pet](pet/report.md) | 2 train / 1 val / 1 test | 2 | +1.00 dB PSNR, +0.0000 SSIM | 1 |" in index
+
+
+def test_earlier_flat_layout_is_named_not_touched(tmp_path) -> None:
+    from ratmir.demo import earlier_layout
+
+    (tmp_path / "report.md").write_text("old demo")
+    (tmp_path / "data-ct").mkdir()
+    (tmp_path / "ct").mkdir()  # a task folder of this layout is not a leftover
+    assert [p.name for p in earlier_layout(tmp_path)] == ["data-ct", "report.md"]
+    (tmp_path / "pet").mkdir()
+    (tmp_path / "pet" / DEMO_FILE).write_text(json.dumps(demo_settings(_tiny("pet", tmp_path, seed=3))))
+    result = CliRunner().invoke(app, ["demo", "--task", "pet", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Note: data-ct, report.md" in result.output and "seed: 3 -> 0" in result.output
+    assert (tmp_path / "report.md").read_text() == "old demo"

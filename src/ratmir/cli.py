@@ -48,11 +48,15 @@ def demo(
 
     Exit code 2 when a folder in OUT was made with other settings or by another ratmir version.
     """
-    from .demo import ALL_TASKS, DemoConfig, run_demo, run_demos
+    from .demo import ALL_TASKS, DemoConfig, earlier_layout, run_demo, run_demos
     from .engine.config import ConfigError
     from .tasks import TASK_NAMES
 
     config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed)
+    leftovers = earlier_layout(out)
+    if leftovers:
+        typer.echo(f"Note: {', '.join(p.name for p in leftovers)} in {out} come from a ratmir without per-task "
+                   f"folders; left as they are (delete them if unused), this demo writes to {out}/<task>", err=True)
     try:
         path = run_demos(config, tasks=TASK_NAMES) if task == ALL_TASKS else run_demo(config)
     except (ConfigError, FileExistsError) as exc:  # a folder in OUT that this demo must not reuse

@@ -90,8 +90,8 @@ def _ct_noise(config: DemoConfig) -> float | None:
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = [k for k in new if k in old] + [k for k in old if k not in new] + [k for k in new if k not in old]
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in dict.fromkeys(keys) if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in dict.fromkeys([*new, *old])
+                     if old.get(k) != new.get(k))
 
 
 def check_demo_folder(config: DemoConfig) -> bool:
@@ -148,7 +148,15 @@ def _check_task(task: str) -> None:
     from .tasks import TASK_NAMES
 
     if task not in TASK_NAMES:
-        raise DemoFolderError(f"task must be one of {TASK_NAMES} or {ALL_TASKS!r}, got {task!r}")
+        raise ConfigError(f"task must be one of {TASK_NAMES} or {ALL_TASKS!r}, got {task!r}")
+
+
+def earlier_layout(out: str | Path) -> list[Path]:
+    """What a ratmir before per-task folders left directly in ``out`` (``report.md``, ``runs/``,
+    ``data-<task>/``...): left as it is (the new demo does not read it), named so it can be removed."""
+    out = Path(out)
+    names = ("report.md", "runs", "evaluation", "figures", "held-out-lq", "restored")
+    return sorted(p for p in out.glob("*") if p.name in names or p.name.startswith("data-"))
 
 
 def run_demos(config: DemoConfig, *, tasks: Sequence[str]) -> Path:

@@ -23,19 +23,30 @@ def task_result(*, settings: dict[str, Any], manifest: dict[str, Any], data: Pat
                     "missing_sources": [str(m) for m in manifest.get("missing_sources", [])]},
         "main_convention": MAIN_CONVENTION[settings["task"]], "rows": rows,
         "verdict": verdict(rows, task=settings["task"], baseline=baseline),
+        "rat_vs_input": _gain(rows, task=settings["task"]),
         "timings": [{"stage": stage, "seconds": seconds, "note": note} for stage, seconds, note in timings],
         "figures": [p.as_posix() for p in figures], "restored": [p.as_posix() for p in restored],
     }
+
+
+def _gain(rows: list[dict[str, Any]], *, task: str) -> dict[str, float] | None:
+    """RAT minus the LQ input under the task's main convention (PSNR dB, SSIM)."""
+    by = {(r["method"], r["convention"]): r for r in rows}
+    rat, lq = by.get(("rat", MAIN_CONVENTION[task])), by.get(("input (LQ)", MAIN_CONVENTION[task]))
+    if not (rat and lq):
+        return None
+    return {"psnr": rat["psnr_mean"] - lq["psnr_mean"], "ssim": rat["ssim_mean"] - lq["ssim_mean"]}
 
 
 def verdict(rows: list[dict[str, Any]], *, task: str, baseline: str) -> list[str]:
     """Plain sentences: does RAT beat the LQ input, and does it beat the baseline?"""
     conv = MAIN_CONVENTION[task]
     by = {(r["method"], r["convention"]): r for r in rows}
-    lq, rat, base = (by.get((m, conv)) for m in ("input (LQ)", "rat", baseline))
+    rat, base = by.get(("rat", conv)), by.get((baseline, conv))
     lines = []
-    if rat and lq:
-        gain, ssim_gain = rat["psnr_mean"] - lq["psnr_mean"], rat["ssim_mean"] - lq["ssim_mean"]
+    change = _gain(rows, task=task)
+    if change:
+        gain, ssim_gain = change["psnr"], change["ssim"]
         text = ("RAT improves over the input." if gain > 0 and ssim_gain >= 0 else
                 "**RAT does not improve over the input.**" if gain <= 0 and ssim_gain <= 0 else
                 "**mixed: RAT improves one metric and worsens the other.**")
@@ -101,9 +112,10 @@ def render_index(results: dict[str, dict[str, Any] | None]) -> str:
         if result is None:
             lines.append(f"| {task} | not run yet (`make demo TASK={task}`) | | | |")
             continue
-        first = result["verdict"][0].split(" — ")[0] if result["verdict"] else "no verdict"
+        g = result["rat_vs_input"]
+        change = f"{g['psnr']:+.2f} dB PSNR, {g['ssim']:+.4f} SSIM" if g else "not measured"
         lines.append(f"| [{task}]({task}/report.md) | {_splits(result)} | {result['settings']['iterations']} | "
-                     f"{first.split(': ', 1)[-1]} | {_total(result):.0f} |")
+                     f"{change} | {_total(result):.0f} |")
     for task, result in results.items():
         if result is None:
             continue
