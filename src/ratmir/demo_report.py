@@ -112,7 +112,7 @@ def render_index(results: dict[str, dict[str, Any] | None]) -> str:
         if result is None:
             lines.append(f"| {task} | not run yet (`make demo TASK={task}`) | | | |")
             continue
-        g = result["rat_vs_input"]
+        g = result.get("rat_vs_input")
         change = f"{g['psnr']:+.2f} dB PSNR, {g['ssim']:+.4f} SSIM" if g else "not measured"
         lines.append(f"| [{task}]({task}/report.md) | {_splits(result)} | {result['settings']['iterations']} | "
                      f"{change} | {_total(result):.0f} |")
