@@ -23,7 +23,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(PY) -m ratmir demo --task $(TASK) --out demo
+	$(PY) -m ratmir demo --task $(TASK) --out demo   # TASK=ct, pet, pathology or all
 
 bench: setup
 	$(PY) benchmarks/attention.py

@@ -28,10 +28,11 @@ def test_demo_end_to_end(tmp_path) -> None:
     """The demo pipeline on 2 images per split and a few iterations (the real one trains longer)."""
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--iterations", "4", "--limit", "2"])
     assert result.exception is None and result.exit_code == 0, result.output
-    text = (tmp_path / "report.md").read_text()
+    text = (tmp_path / "ct" / "report.md").read_text()
     assert "| rat | ct_window |" in text and "| redcnn | ct_window |" in text and "| input (LQ) |" in text
-    assert "## Verdict" in text and list((tmp_path / "figures").glob("*.png"))
-    assert list((tmp_path / "restored").glob("*.dcm"))
+    assert "## Verdict" in text and list((tmp_path / "ct" / "figures").glob("*.png"))
+    assert list((tmp_path / "ct" / "restored").glob("*.dcm"))
+    assert "[ct](ct/report.md)" in (tmp_path / "index.md").read_text()
 
 
 def test_demo_rejects_unknown_task(tmp_path) -> None:

@@ -35,18 +35,34 @@ def _root(
 
 @app.command()
 def demo(
-    task: Annotated[str, typer.Option(help="ct, pet or pathology.")] = "ct",
-    out: Annotated[Path, typer.Option(help="Output folder (an interrupted demo resumes there).")] = Path("demo"),
+    task: Annotated[str, typer.Option(help="ct, pet, pathology, or all (the three, one after another).")] = "ct",
+    out: Annotated[Path, typer.Option(help="Parent folder: each task's demo lives in OUT/<task> (an interrupted "
+                                           "demo resumes there); OUT/index.md shows every finished task.")]
+    = Path("demo"),
     iterations: Annotated[int, typer.Option(help="Training iterations per model.")] = 1500,
     limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, degradations and initialisation.")] = 0,
 ) -> None:
     """The main job end to end on real images: prepare, train RAT and a baseline, evaluate,
-    restore held-out images, write OUT/report.md."""
-    from .demo import DemoConfig, run_demo
+    restore held-out images, write OUT/<task>/report.md and OUT/index.md.
 
-    report = run_demo(DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed))
-    typer.echo(report.read_text())
+    Exit code 2 when a folder in OUT was made with other settings or by another ratmir version.
+    """
+    from .demo import ALL_TASKS, DemoConfig, earlier_layout, run_demo, run_demos
+    from .engine.config import ConfigError
+    from .tasks import TASK_NAMES
+
+    config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed)
+    leftovers = earlier_layout(out)
+    if leftovers:
+        typer.echo(f"Note: {', '.join(p.name for p in leftovers)} in {out} come from a ratmir without per-task "
+                   f"folders; left as they are (delete them if unused), this demo writes to {out}/<task>", err=True)
+    try:
+        path = run_demos(config, tasks=TASK_NAMES) if task == ALL_TASKS else run_demo(config)
+    except (ConfigError, FileExistsError) as exc:  # a folder in OUT that this demo must not reuse
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(path.read_text())
 
 
 _HELP_FZ = "felzenszwalb backend: "

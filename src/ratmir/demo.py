@@ -5,20 +5,31 @@
 3. evaluate both and the LQ input under the task's metric conventions;
 4. restore held-out images with ``restore`` (for CT: the quarter-dose test slices written as
    DICOM files derived from their real sources, restored into a DICOM series);
-5. write ``OUT/report.md`` with the table (mean ± std) and figures (LQ / RAT / baseline / HQ,
-   with the region boundaries), saying plainly when the baseline wins.
+5. write ``OUT/<task>/report.md`` with the table (mean ± std), split sizes, time and figures
+   (LQ / RAT / baseline / HQ, with the region boundaries), saying plainly when the baseline
+   wins, and refresh ``OUT/index.md``, one page over every task's finished demo in OUT.
 
-Every stage resumes or reuses what a previous run left in OUT, so an interrupted demo
-continues where it stopped.
+Each task has its own folder ``OUT/<task>`` (``demo.json`` records the settings and the ratmir
+version that made it), so the tasks run one after another into one OUT without touching each
+other. Every stage resumes or reuses what a previous run with the same settings left there, so
+an interrupted demo continues where it stopped; a folder made with other settings or by another
+version is refused with :class:`DemoFolderError` (one line), never silently reused.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .engine.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from ._files import write_text_atomic
+from .engine.config import (ConfigError, DataConfig, ExperimentConfig, LossConfig, ModelConfig, OptimConfig,
+                            TrainConfig)
 
 # Small models and budgets that fit in ~20 minutes of a 2-core CPU, per task.
 DEMO_MODELS = {
@@ -27,12 +38,23 @@ DEMO_MODELS = {
     "dncnn": {"features": 32, "depth": 10},
 }
 DEMO_BASELINE = {"ct": "redcnn", "pet": "dncnn", "pathology": "dncnn"}
+DEMO_FORMAT = 1  # layout of a task's demo folder; a folder of another layout is refused
+DEMO_FILE = "demo.json"  # settings + version that made a task's folder
+RESULT_FILE = "result.json"  # a finished demo's numbers, read by index.md
+INDEX_FILE = "index.md"
+TIMINGS_FILE = "timings.json"  # seconds per stage, summed over the runs that did its work
+ALL_TASKS = "all"
+
+
+class DemoFolderError(ConfigError):
+    """A demo folder this demo must not resume: made with other settings, by another version,
+    or not a demo folder at all. The message is one line naming the folder and the change."""
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     task: str = "ct"
-    out: Path = Path("demo")
+    out: Path = Path("demo")  # parent folder: the task's demo lives in out/<task>
     iterations: int = 1500
     patch_size: int = 96
     batch_size: int = 4
@@ -43,12 +65,77 @@ class DemoConfig:
     ct_noise_hu: float | None = 12.0
     seed: int = 0
     progress: bool = True
+    models: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEMO_MODELS))
+
+    @property
+    def folder(self) -> Path:
+        """This task's demo folder, ``out/<task>``."""
+        return Path(self.out) / self.task
+
+
+def demo_settings(config: DemoConfig) -> dict[str, Any]:
+    """What decides a task's demo results (recorded in ``demo.json``; a change is refused)."""
+    from . import __version__
+
+    baseline = DEMO_BASELINE[config.task]
+    return {"format": DEMO_FORMAT, "ratmir_version": __version__, "task": config.task,
+            "iterations": config.iterations, "patch_size": config.patch_size, "batch_size": config.batch_size,
+            "lr": config.lr, "limit": config.limit, "seed": config.seed,
+            "ct_noise_hu": _ct_noise(config),
+            "models": {name: dict(config.models[name]) for name in ("rat", baseline)}}
+
+
+def _ct_noise(config: DemoConfig) -> float | None:
+    return config.ct_noise_hu if config.task == "ct" else None
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in dict.fromkeys([*new, *old])
+                     if old.get(k) != new.get(k))
+
+
+def check_demo_folder(config: DemoConfig) -> bool:
+    """Raise :class:`DemoFolderError` if ``config.folder`` cannot be resumed with ``config``;
+    returns whether it already holds this demo (``False``: it does not exist or is empty)."""
+    folder = config.folder
+    stamp = folder / DEMO_FILE
+    if stamp.is_file():
+        try:
+            old = json.loads(stamp.read_text())
+        except (OSError, ValueError) as exc:
+            raise DemoFolderError(f"{stamp} is unreadable ({exc}); use another --out or delete {folder}") from None
+        changes = _changes(old if isinstance(old, dict) else {}, demo_settings(config))
+        if changes:
+            raise DemoFolderError(f"{folder} holds a demo made with other settings or another ratmir ({changes}); "
+                                  f"rerun with those settings, use another --out, or delete {folder}")
+        return True
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise DemoFolderError(f"{folder} exists but is not a demo folder of this ratmir (no {DEMO_FILE}); "
+                              f"use another --out or delete {folder}")
+    return False
+
+
+def _check_dataset(config: DemoConfig, data: Path) -> None:
+    """Refuse a dataset in the demo folder that was prepared with another task, limit, seed or CT noise."""
+    from .data.layout import DATASET_FILE
+
+    try:
+        manifest = json.loads((data / DATASET_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise DemoFolderError(f"{data / DATASET_FILE} is unreadable ({exc}); delete {config.folder} "
+                              "or use another --out") from None
+    manifest = manifest if isinstance(manifest, dict) else {}
+    expected = {"task": config.task, "limit": config.limit, "seed": config.seed, "ct_noise_hu": _ct_noise(config)}
+    changes = _changes({k: manifest.get(k) for k in expected}, expected)
+    if changes:
+        raise DemoFolderError(f"{data} was prepared with other settings ({changes}); delete {config.folder} "
+                              "or use another --out")
 
 
 def _experiment(cfg: DemoConfig, *, data: Path, model: str) -> ExperimentConfig:
     return ExperimentConfig(
         task=cfg.task, name=model,
-        model=ModelConfig(name=model, options=dict(DEMO_MODELS[model])),
+        model=ModelConfig(name=model, options=dict(cfg.models[model])),
         data=DataConfig(root=str(data), patch_size=cfg.patch_size, batch_size=cfg.batch_size, val_max_images=4),
         loss=LossConfig(name="focal_region", gamma=1e-3, delta=1.0),
         optim=OptimConfig(lr=cfg.lr, lr_min=1e-6),
@@ -57,52 +144,152 @@ def _experiment(cfg: DemoConfig, *, data: Path, model: str) -> ExperimentConfig:
     )
 
 
+def _check_task(task: str) -> None:
+    from .tasks import TASK_NAMES
+
+    if task not in TASK_NAMES:
+        raise ConfigError(f"task must be one of {TASK_NAMES} or {ALL_TASKS!r}, got {task!r}")
+
+
+def earlier_layout(out: str | Path) -> list[Path]:
+    """What a ratmir before per-task folders left directly in ``out`` (``report.md``, ``runs/``,
+    ``data-<task>/``...): left as it is (the new demo does not read it), named so it can be removed."""
+    out = Path(out)
+    names = ("report.md", "runs", "evaluation", "figures", "held-out-lq", "restored")
+    return sorted(p for p in out.glob("*") if p.name in names or p.name.startswith("data-"))
+
+
+def run_demos(config: DemoConfig, *, tasks: Sequence[str]) -> Path:
+    """Run the demo of each task in ``tasks`` into ``config.out/<task>`` one after another;
+    returns the path of ``config.out/index.md``. Every task's folder is checked before any
+    work, so a folder that would be refused stops the run at once."""
+    for task in tasks:
+        _check_task(task)
+        check_demo_folder(replace(config, task=task))
+    for task in tasks:
+        run_demo(replace(config, task=task))
+    return Path(config.out) / INDEX_FILE
+
+
 def run_demo(config: DemoConfig) -> Path:
-    """Run the demo into ``config.out``; returns the path of ``report.md``."""
-    from .data.prepare import PrepareConfig, prepare_dataset
+    """Run one task's demo into ``config.out/<task>`` and refresh ``config.out/index.md``;
+    returns the path of the task's ``report.md``."""
+    from .data import read_manifest
     from .data.layout import DATASET_FILE
+    from .data.prepare import PrepareConfig, prepare_dataset
+    from .demo_report import render_report, task_result
     from .engine import train
     from .engine.evaluate import evaluate
     from .engine.report import collect
-    from .tasks import TASK_NAMES
 
-    if config.task not in TASK_NAMES:
-        raise ValueError(f"task must be one of {TASK_NAMES}, got {config.task!r}")
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    _check_task(config.task)
+    folder = config.folder
+    if not check_demo_folder(config):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / DEMO_FILE, json.dumps(demo_settings(config), indent=1) + "\n")
+    clock = _StageClock(folder / TIMINGS_FILE)
 
-    data = out / f"data-{config.task}"
-    start = time.perf_counter()
-    if not (data / DATASET_FILE).is_file():
-        prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, seed=config.seed,
-                                      ct_noise_hu=config.ct_noise_hu if config.task == "ct" else None,
-                                      progress=config.progress))
-    timings["prepare"] = time.perf_counter() - start
+    data = folder / "data"
+    with clock.stage("prepare") as flags:
+        flags["done_before"] = (data / DATASET_FILE).is_file()
+        if not flags["done_before"]:
+            prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, seed=config.seed,
+                                          ct_noise_hu=_ct_noise(config), progress=config.progress))
+        _check_dataset(config, data)
+        manifest = read_manifest(data)
 
     runs = {}
-    for model in ("rat", DEMO_BASELINE[config.task]):
-        start = time.perf_counter()
-        result = train(_experiment(config, data=data, model=model), out=out / "runs" / model, progress=config.progress)
-        timings[f"train {model}"] = time.perf_counter() - start
+    baseline = DEMO_BASELINE[config.task]
+    for model in ("rat", baseline):
+        with clock.stage(f"train {model}") as flags:
+            result = train(_experiment(config, data=data, model=model), out=folder / "runs" / model,
+                           progress=config.progress)
+            flags["done_before"] = result.resumed_from >= config.iterations
+            flags["resumed"] = result.resumed_from > 0
         runs[model] = result.run
 
     summaries = {}
     for model, run in runs.items():
-        start = time.perf_counter()
-        summaries[model] = evaluate(run, data=data, out=out / "evaluation" / model, figures=0, progress=config.progress)
-        timings[f"evaluate {model}"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    restored = _restore_held_out(config, data=data, out=out, weights=runs["rat"] / "model.safetensors")
-    timings["restore"] = time.perf_counter() - start
-
-    figures = _figures(data, runs, out / "figures", task=config.task)
-    rows = collect(list(summaries.values()))
-    report = out / "report.md"
-    report.write_text(_report_text(config, data=data, rows=rows, timings=timings, figures=figures,
-                                   restored=restored, baseline=DEMO_BASELINE[config.task]))
+        with clock.stage(f"evaluate {model}"):
+            summaries[model] = evaluate(run, data=data, out=folder / "evaluation" / model, figures=0,
+                                        progress=config.progress)
+    with clock.stage("restore"):
+        restored = _restore_held_out(config, data=data, out=folder, weights=runs["rat"] / "model.safetensors")
+    with clock.stage("figures"):
+        figures = _figures(data, runs, folder / "figures", task=config.task)
+    timings = clock.rows()
+    record = task_result(settings=demo_settings(config), manifest=manifest, data=data.relative_to(folder),
+                         rows=collect(list(summaries.values())), baseline=baseline, timings=timings,
+                         figures=[p.relative_to(folder) for p in figures],
+                         restored=[p.relative_to(folder) if p.is_relative_to(folder) else p for p in restored])
+    write_text_atomic(folder / RESULT_FILE, json.dumps(record, indent=1) + "\n")
+    report = write_text_atomic(folder / "report.md", render_report(record))
+    write_index(config.out)
     return report
+
+
+class _StageClock:
+    """Seconds each stage took to make what the folder holds, kept in ``timings.json`` after
+    every stage (and when one is interrupted): a training that resumes adds its time to the
+    earlier runs' time, a stage with nothing left to do (a reused dataset, a finished training)
+    keeps its earlier time, and the stages that always rerun count their latest run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        self.saved: dict[str, Any] = saved if isinstance(saved, dict) else {}
+        self.now: dict[str, dict[str, Any]] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, bool]]:
+        """Time the block; it may set ``done_before`` (nothing to do) or ``resumed`` in the dict."""
+        flags = {"done_before": False, "resumed": False}
+        start = time.perf_counter()
+        try:
+            yield flags
+        except BaseException:
+            self._save(name, {"seconds": time.perf_counter() - start, "note": "interrupted"})
+            raise
+        seconds = time.perf_counter() - start
+        old = self.saved.get(name)
+        old_seconds = float(old["seconds"]) if isinstance(old, dict) and "seconds" in old else None
+        if flags["done_before"] and old_seconds is not None:
+            entry = {"seconds": old_seconds, "note": "done by an earlier run"}
+        elif flags["resumed"] and old_seconds is not None:
+            entry = {"seconds": old_seconds + seconds, "note": "resumed; earlier runs included"}
+        elif flags["resumed"] or flags["done_before"]:
+            entry = {"seconds": seconds, "note": "resumed; earlier runs not timed"}
+        else:
+            entry = {"seconds": seconds, "note": ""}
+        self.now[name] = entry
+        self._save(name, entry)
+
+    def _save(self, name: str, entry: dict[str, Any]) -> None:
+        self.saved[name] = entry
+        write_text_atomic(self.path, json.dumps(self.saved, indent=1) + "\n")
+
+    def rows(self) -> list[tuple[str, float, str]]:
+        return [(name, e["seconds"], e["note"]) for name, e in self.now.items()]
+
+
+def write_index(out: str | Path) -> Path:
+    """Write ``out/index.md`` from the finished task demos found in ``out`` (``result.json``)."""
+    from .demo_report import render_index
+    from .tasks import TASK_NAMES
+
+    out = Path(out)
+    results: dict[str, dict[str, Any] | None] = {}
+    for task in TASK_NAMES:
+        try:
+            result = json.loads((out / task / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            result = None
+        ok = isinstance(result, dict) and result.get("settings", {}).get("format") == DEMO_FORMAT
+        results[task] = result if ok else None
+    return write_text_atomic(out / INDEX_FILE, render_index(results))
 
 
 def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Path) -> list[Path]:
@@ -176,48 +363,3 @@ def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, coun
         plt.close(fig)
         paths.append(path)
     return paths
-
-
-def _report_text(config: DemoConfig, *, data: Path, rows: list[dict], timings: dict[str, float],
-                 figures: list[Path], restored: list[Path], baseline: str) -> str:
-    from .data import read_manifest
-
-    manifest = read_manifest(data)
-    used = sorted(str(s.get("id", "?")) for s in manifest.get("sources", []) if s.get("status") == "used")
-    missing = [str(m) for m in manifest.get("missing_sources", [])]
-    main_conv = {"ct": "ct_window", "pet": "pet", "pathology": "y"}[config.task]
-    by = {(r["method"], r["convention"]): r for r in rows}
-    lq, rat, base = (by.get((m, main_conv)) for m in ("input (LQ)", "rat", baseline))
-    lines = [f"# ratmir demo: {config.task}", "",
-             f"Dataset `{data.name}`: {len(manifest['splits']['train'])} train / {len(manifest['splits']['test'])} "
-             f"test images from {', '.join(used) or 'user data'}; missing sources: {', '.join(missing) or 'none'} "
-             f"(details in `{data.name}/dataset.json`)."
-             + (f" CT noise: an acquisition with {config.ct_noise_hu} HU full-dose noise is emulated "
-                "(`ratmir prepare --ct-noise-hu`)." if config.task == "ct" and config.ct_noise_hu else ""), "",
-             f"Training: {config.iterations} iterations, patches {config.patch_size}, batch {config.batch_size}, "
-             f"Adam lr {config.lr} cosine to 1e-6, focal region loss (gamma 1e-3); "
-             f"models: RAT {DEMO_MODELS['rat']}, {baseline} {DEMO_MODELS[baseline]}. A demo budget, far from the "
-             "paper's 200K iterations.", "",
-             "## Results (test split, full images; PSNR dB / SSIM, mean ± std)", "",
-             "| method | convention | PSNR | SSIM |", "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['method']} | {r['convention']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
-                     f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f} |")
-    lines += ["", "## Verdict", ""]
-    if rat and lq:
-        gain, ssim_gain = rat["psnr_mean"] - lq["psnr_mean"], rat["ssim_mean"] - lq["ssim_mean"]
-        verdict = ("RAT improves over the input." if gain > 0 and ssim_gain >= 0 else
-                   "**RAT does not improve over the input.**" if gain <= 0 and ssim_gain <= 0 else
-                   "**mixed: RAT improves one metric and worsens the other.**")
-        lines.append(f"- RAT vs the LQ input ({main_conv}): {gain:+.2f} dB PSNR, {ssim_gain:+.4f} SSIM — {verdict}")
-    if rat and base:
-        diff = base["psnr_mean"] - rat["psnr_mean"]
-        lines.append(f"- {baseline} vs RAT ({main_conv}): {diff:+.2f} dB PSNR — "
-                     + (f"**the baseline ({baseline}) wins at this budget.**" if diff > 0 else "RAT wins."))
-    lines += ["", "## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures]
-    lines += ["", "## Held-out images restored with `ratmir restore`", ""]
-    lines += [f"- `{p.relative_to(config.out) if p.is_relative_to(config.out) else p}`" for p in restored]
-    lines += ["", "## Time on this machine", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()]
-    lines.append(f"| total | {sum(timings.values()):.0f} |")
-    return "\n".join(lines) + "\n"

@@ -45,3 +45,17 @@ def test_errors(tmp_path) -> None:
         save_pretrained(torch.nn.Linear(1, 1), tmp_path / "x.safetensors")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be a str"):
         save_pretrained(RAT(width=8, num_heads=2, middle_layers=0), tmp_path / "y.safetensors", metadata={"a": 1})
+
+
+def test_model_file_readable_by_others_under_umask_022(tmp_path) -> None:
+    import os
+    import stat
+
+    model = RAT(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_layers=1, layers_per_group=1,
+                num_heads=2, in_channels=1, attention="window")
+    old = os.umask(0o022)
+    try:
+        path = save_pretrained(model, tmp_path / "model.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

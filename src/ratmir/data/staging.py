@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._files import dir_mode
 from .layout import DATASET_FILE
 
 
@@ -32,12 +33,14 @@ def check_output_free(out: Path, *, force: bool) -> None:
 @contextmanager
 def staged_output(out: Path, *, force: bool) -> Iterator[Path]:
     """Yield a new empty folder beside ``out``; when the block ends normally it becomes ``out``
-    (replacing an old dataset when ``force``), on any exception (Ctrl-C included) it is removed."""
+    (replacing an old dataset when ``force``), on any exception (Ctrl-C included) it is removed.
+    The folder gets the mode a plain ``mkdir`` would give (``0o777`` minus the umask)."""
     out = Path(out)
     check_output_free(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
+        os.chmod(staging, dir_mode())  # mkdtemp makes it 0o700; the dataset gets the usual mode
         yield staging
         check_output_free(out, force=force)
         if out.exists():
