@@ -57,7 +57,8 @@ def measure(root: Path, task: str) -> dict:
     row["scores"] = lq_scores(root, task)
     per_image = manifest["degradation"]["per_image"]
     if task == "ct":
-        ratios, full, quarter = [], [], []
+        ratios, full, quarter, expected = [], [], [], []
+        emulated = manifest.get("ct_noise_hu")
         for split, names in manifest["splits"].items():
             for name in names:
                 p = pair_paths(root, split, name)
@@ -67,8 +68,13 @@ def measure(root: Path, task: str) -> dict:
                     full.append(float(hq[roi].std()))
                     quarter.append(float(lq[roi].std()))
                     ratios.append(quarter[-1] / full[-1])
+                    if emulated:  # the slice's own noise plus the extra variance of a 12 HU full dose at f
+                        f = per_image[name]["dose_fraction"]
+                        expected.append(float(np.sqrt(full[-1] ** 2 + (1 / f - 1) * emulated ** 2)))
         row["noise_full_hu"], row["noise_quarter_hu"] = float(np.median(full)), float(np.median(quarter))
         row["noise_ratio"] = float(np.median(ratios))
+        row["noise_quarter_expected_hu"] = float(np.median(expected)) if expected else None
+        row["emulated_hu"] = emulated
     if task == "pet":
         full = sum(r["full_dose_counts"] for r in per_image.values())
         low = sum(r["low_dose_counts"] for r in per_image.values())
@@ -116,6 +122,9 @@ def main() -> None:
         if task == "ct":
             extra = (f"noise std {row['noise_full_hu']:.1f} HU full / {row['noise_quarter_hu']:.1f} HU quarter, "
                      f"ratio {row['noise_ratio']:.2f} (median over slices)")
+            if row["noise_quarter_expected_hu"] is not None:
+                extra += (f"; expected quarter {row['noise_quarter_expected_hu']:.1f} HU (own noise + extra variance "
+                          f"of a {row['emulated_hu']:g} HU full dose)")
         if task == "pet":
             extra = f"count ratio full/low {row['count_ratio']:.2f}"
         print(f"| {task} | {row['n_train']} | {row.get('n_val', 0)} | {row['n_test']} | {row['n_left_out']} | {extra} |")
