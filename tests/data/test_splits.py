@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ratmir.data.splits import assign_splits, evenly_spaced, split_blocks, split_subjects
+from ratmir.data.splits import assign_splits, carve_validation, evenly_spaced, split_blocks, split_subjects
 
 
 def test_subject_split_is_disjoint_and_seeded() -> None:
@@ -54,3 +54,36 @@ def test_evenly_spaced() -> None:
     assert evenly_spaced([1, 2, 3], limit=None) == [1, 2, 3]
     assert evenly_spaced(list(range(10)), limit=3) == [0, 4, 9]  # round(4.5) == 4
     assert evenly_spaced(list(range(10)), limit=1) == [4]
+
+
+def test_validation_is_carved_from_training_subjects_only() -> None:
+    # group "slices": 6 one-image patients; group "vol": one volume of 40 slices at 2 mm
+    subjects = [f"p{i}" for i in range(6)] + ["vol"] * 40
+    groups = ["slices"] * 6 + ["vol"] * 40
+    positions = [0.0] * 6 + [2.0 * z for z in range(40)]
+    result = assign_splits(subjects=subjects, groups=groups, positions=positions, gaps={"vol": 6.0},
+                           test_fraction=0.25, seed=0, val_fraction=0.25)
+    train, val, test = (set(result.indices(s)) for s in ("train", "val", "test"))
+    assert val and train.isdisjoint(val) and test.isdisjoint(val) and train.isdisjoint(test)
+    test_subjects = {subjects[i] for i in test if groups[i] == "slices"}
+    val_subjects = {subjects[i] for i in val if groups[i] == "slices"}
+    assert val_subjects and val_subjects.isdisjoint(test_subjects)
+    assert val_subjects.isdisjoint(subjects[i] for i in train)  # one-image patients go to val whole
+    vol = {s: [positions[i] for i in idx if groups[i] == "vol"] for s, idx in (("train", train), ("val", val),
+                                                                                 ("test", test))}
+    assert max(vol["train"]) + 6.0 <= min(vol["val"]) and max(vol["val"]) + 6.0 <= min(vol["test"])
+    assert result.rules["vol"]["val"]["blocks_of"] == ["vol"]
+    assert result.rules["slices"]["val"]["whole_subjects"] == sorted(val_subjects)
+    without = assign_splits(subjects=subjects, groups=groups, positions=positions, gaps={"vol": 6.0},
+                            test_fraction=0.25, seed=0)
+    assert without.val == () and without.test == result.test
+
+
+def test_validation_leaves_a_subject_in_train_when_no_block_fits() -> None:
+    rules: dict = {}
+    train, val = carve_validation([0, 1], subjects=["a", "a"], groups=["g", "g"], positions=[0.0, 1.0],
+                                  gaps={"g": 5.0}, val_fraction=0.2, seed=0, rules=rules)
+    assert (train, val) == ([0, 1], []) and rules["g"]["val"]["blocks_of"] == []
+    with pytest.raises(ValueError, match="val_fraction"):
+        carve_validation([0], subjects=["a"], groups=["g"], positions=[0.0], gaps={}, val_fraction=0.0, seed=0,
+                         rules={})

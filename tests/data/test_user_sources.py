@@ -28,8 +28,9 @@ def test_mayo_layout_pairs_by_position_and_splits_by_patient(tmp_path, make_mayo
     root = make_mayo()
     report = _prepare("ct", tmp_path / "ds", root)
     manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
-    assert report.counts == {"train": 3, "test": 3}
+    assert report.counts == {"train": 3, "val": 0, "test": 3}  # 3 slices 2 mm apart: no room for a val block
     assert set(manifest["subjects"]["train"]).isdisjoint(manifest["subjects"]["test"])
+    assert manifest["split_rules"]["user"]["val"]["blocks_of"] == []
     item = PairedDataset(tmp_path / "ds", "test")[0]
     # acquired pairs are written as they are: quarter = full + 15 HU in the synthetic layout
     diff = (item["lq"] - item["hq"]) * 4096
@@ -112,7 +113,8 @@ def test_pathology_folder_of_images(tmp_path) -> None:
     write_png(tmp_path / "imgs" / "a.png", rgb[:256, :256])
     write_png(tmp_path / "imgs" / "b.png", rgb[256:, 256:])
     report = _prepare("pathology", tmp_path / "ds", tmp_path / "imgs", tile_size=64)
-    assert report.counts["train"] == 16 and report.counts["test"] == 16
+    # test: one whole image; val: the bottom tile row of the training image (rows are 64 px apart)
+    assert report.counts == {"train": 12, "val": 4, "test": 16}
     write_png(tmp_path / "grey" / "g.png", rgb[:64, :64, 0])
     with pytest.raises(ValueError, match=r"g.png: expected an 8-bit RGB image"):
         _prepare("pathology", tmp_path / "ds2", tmp_path / "grey")

@@ -160,3 +160,20 @@ def test_torch_compile_option(tiny_dataset, tmp_path) -> None:
                 "model.name=dncnn", "model.options={features: 4, depth: 3}")
     result = train(cfg, out=tmp_path / "run", progress=False)
     assert result.iterations == 2 and (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_validation_uses_val_and_test_only_with_a_warning(tiny_dataset, tmp_path) -> None:
+    """best.pt is chosen on the 'val' split (carved from the training subjects) by default;
+    the test split only when asked for, with a warning; a dataset without the split is refused."""
+    from ratmir.engine.trainer import _validation_set
+
+    assert smoke(tiny_dataset).data.val_split == "val"
+    assert _validation_set(str(tiny_dataset), "val").names == ["val00"]
+    assert _validation_set(str(tiny_dataset), "") is None
+    with pytest.warns(UserWarning, match="chosen on the test images"):
+        assert _validation_set(str(tiny_dataset), "test").split == "test"
+    manifest = json.loads((tiny_dataset / "dataset.json").read_text())
+    del manifest["splits"]["val"]
+    (tiny_dataset / "dataset.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="prepare again"):
+        train(smoke(tiny_dataset), out=tmp_path / "run", progress=False)

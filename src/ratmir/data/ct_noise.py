@@ -1,6 +1,18 @@
 """Noise in real CT slices: the most uniform soft-tissue region, the slice's own noise level
 and the full-dose photon count that reproduces it (for ``prepare``'s quarter-dose simulation
-and for the noise measurements in docs/data.md)."""
+and for the noise measurements in docs/data.md), and which slices hold enough soft tissue in
+the scored window to be worth scoring.
+
+Default noise model of ``prepare`` (:data:`DEFAULT_FULL_DOSE_NOISE_HU`): each subject's full-dose
+photon count ``I0`` is calibrated so that the simulated *full-dose* acquisition has a noise std of
+12 HU in the most uniform soft-tissue region: a thin-slice, sharp-kernel full-dose scan like the
+AAPM-Mayo challenge's, where the embedded clinical slices are smooth (2-6 HU). The quarter dose
+has 4x fewer photons (``dose_fraction`` 0.25), so 2x that noise std; since the slice already is
+the full-dose image, only the extra variance (``sqrt(3) x 12`` ~ 21 HU in that region) is added.
+12 HU is chosen so that the low-dose input scores in the regime the AAPM-Mayo quarter-dose papers
+report (ct_window PSNR ~29 dB, SSIM ~0.86, docs/data.md); it is a stated assumption, not a
+measurement of a scanner.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +27,20 @@ from ..tasks.ct import CTDegradation, calibrate_incident_photons
 #: Soft tissue / brain / water: where a uniform region shows the noise, not anatomy.
 SOFT_TISSUE_HU = (-100.0, 150.0)
 ROI_SIZE = 24
+#: Full-dose noise std (HU, uniform soft tissue) that ``prepare`` emulates by default.
+DEFAULT_FULL_DOSE_NOISE_HU = 12.0
+#: The window of the ``ct_window`` convention (RED-CNN/CTformer), where CT results are scored.
+SCORED_WINDOW_HU = (-160.0, 240.0)
+#: Slices with less of their area inside :data:`SCORED_WINDOW_HU` are left out of the dataset.
+MIN_SCORED_FRACTION = 0.2
+
+
+def scored_fraction(hu: np.ndarray, *, window: tuple[float, float] = SCORED_WINDOW_HU) -> float:
+    """Fraction of the pixels of ``hu`` inside ``window``: the soft tissue a windowed PSNR/SSIM
+    sees. Outside it both images clip to the same value, so a slice with little soft tissue
+    (skull vertex, air) scores tens of dB higher whatever the noise."""
+    hu = np.asarray(hu)
+    return float(((hu >= window[0]) & (hu <= window[1])).mean())
 
 
 def most_uniform_roi(hu: np.ndarray, *, size: int = ROI_SIZE,

@@ -3,12 +3,15 @@
 
 1. Find the samples: the embedded real-image sources (:mod:`.sources`), or the user's data
    (:mod:`.user_sources`); every source looked for is recorded.
-2. Split them so train and test never share a subject (:mod:`.splits`); ``limit`` keeps at most
-   that many images per split, evenly spread, for quick runs.
+   CT: slices with less than ``ct_min_scored_fraction`` of their area inside the scored window
+   [-160, 240] HU are left out (counted, with the rule, in ``dataset.json`` ``left_out``).
+2. Split them so test never shares a subject with train or val (:mod:`.splits`); val is carved
+   from the training subjects; ``limit`` keeps at most that many images per split, evenly
+   spread, for quick runs.
 3. Make each pair: acquired pairs are written as they are; otherwise the task's seeded
    degradation (:func:`ratmir.tasks.get_task`) makes the LQ image (CT: the full-dose photon
-   count calibrated to each subject's own noise, :mod:`.ct_noise`). Images are float32 TIFFs in
-   physical units.
+   count calibrated per subject to an emulated 12 HU full-dose noise, or to the slice's own
+   noise, :mod:`.ct_noise`). Images are float32 TIFFs in physical units.
 4. Partition the LQ images with the region tool (:func:`ratmir.regions.run_regions`; default
    backend ``auto``: SAM when a checkpoint is configured, else felzenszwalb) through a recorded
    per-task intensity window.
@@ -31,6 +34,7 @@ import numpy as np
 from .. import __version__
 from .._checks import check_choice, check_number, check_positive_int
 from ..tasks import CTDegradation, PathologyDegradation, PETAcquisition, TaskSpec, get_task
+from .ct_noise import DEFAULT_FULL_DOSE_NOISE_HU, MIN_SCORED_FRACTION, SCORED_WINDOW_HU, scored_fraction
 from .layout import DATASET_FILE, pair_paths, read_manifest, write_image
 from .samples import RealPair, Sample, SourceSet
 from .splits import SPLITS, assign_splits, evenly_spaced
@@ -51,6 +55,10 @@ class PrepareConfig:
     ``sources`` empty: the embedded dataset; otherwise the user's files/folders (see
     :mod:`ratmir.data.user_sources`). ``limit``: at most this many images per split.
     ``regions_window``: None for the task's default (:data:`TASK_WINDOWS`).
+    ``val_fraction``: share of each training subject's positions (or of the single-image
+    training subjects) carved out as the validation split (0: no validation split).
+    ``ct_noise_hu``: CT, the emulated full-dose noise std in HU; None: each slice's own noise.
+    ``ct_min_scored_fraction``: CT, leave out slices with less of their area in [-160, 240] HU.
     """
 
     task: str
@@ -58,12 +66,14 @@ class PrepareConfig:
     sources: tuple[Path, ...] = ()
     limit: int | None = None
     test_fraction: float = 0.25
+    val_fraction: float = 0.2
     seed: int = 0
     tile_size: int = 128
     regions_backend: str = "auto"
     regions_options: Mapping[str, Any] = field(default_factory=dict)
     regions_window: str | None = None
-    ct_noise_hu: float | None = None  # CT: emulated full-dose noise std (None: each slice's own)
+    ct_noise_hu: float | None = DEFAULT_FULL_DOSE_NOISE_HU  # CT: emulated full-dose noise (None: own)
+    ct_min_scored_fraction: float = MIN_SCORED_FRACTION
     force: bool = False
     progress: bool = True
 
@@ -74,6 +84,8 @@ class PrepareReport:
     counts: dict[str, int]
     missing_sources: list[str]
     seconds: float
+    skipped_sources: dict[str, str] = field(default_factory=dict)  # id -> why (not installed, unreadable)
+    left_out: int = 0  # CT slices left out for too little soft tissue in the scored window
 
 
 def item_seed(seed: int, name: str) -> int:
@@ -153,6 +165,8 @@ def _check_config(config: PrepareConfig) -> None:
     if config.limit is not None:
         check_positive_int("limit", config.limit)
     check_number("test_fraction", config.test_fraction, low=0.0, high=0.5, low_inclusive=False)
+    check_number("val_fraction", config.val_fraction, low=0.0, high=0.5)
+    check_number("ct_min_scored_fraction", config.ct_min_scored_fraction, low=0.0, high=1.0)
     check_positive_int("seed", config.seed, minimum=0)
     check_positive_int("tile_size", config.tile_size, minimum=16)
     if config.ct_noise_hu is not None:
@@ -165,6 +179,8 @@ def _make_regions(root: Path, *, config: PrepareConfig, backend: str, window: st
 
     settings: dict[str, Any] = {}
     for split in SPLITS:
+        if not (root / split / "lq").is_dir():  # an empty split (e.g. no room for validation)
+            continue
         report = run_regions(RegionsConfig(
             inputs=(root / split / "lq",), out=root / split / "regions", backend=backend,
             backend_options=dict(options), window=window, progress=config.progress))
@@ -194,10 +210,10 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
     window = config.regions_window or TASK_WINDOWS[task.name]
     parse_window(window)
     found = _find_sources(config)
-    samples = found.samples
+    samples, left_out = _drop_unscorable(found.samples, config=config)
     split = assign_splits(subjects=[s.subject for s in samples], groups=[s.group for s in samples],
                           positions=[s.position for s in samples], gaps=found.gaps,
-                          test_fraction=config.test_fraction, seed=config.seed)
+                          test_fraction=config.test_fraction, seed=config.seed, val_fraction=config.val_fraction)
     chosen = {name: [samples[i] for i in evenly_spaced(split.indices(name), limit=config.limit)] for name in SPLITS}
     maker = _PairMaker(task=task, seed=config.seed, ct_noise_hu=config.ct_noise_hu,
                        references=_calibration_references([s for v in chosen.values() for s in v]))
@@ -223,18 +239,48 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
             "format": DATASET_FORMAT, **task.record(), "splits": {k: [s.name for s in v] for k, v in chosen.items()},
             "subjects": {k: sorted({s.subject for s in v}) for k, v in chosen.items()},
             "split_rules": split.rules, "dropped_for_gap": [samples[i].name for i in split.dropped],
+            "left_out": left_out,
             "sources": found.records, "missing_sources": found.missing, "notes": found.notes,
             "degradation": {"ct_calibration": {k: v[1] for k, v in maker.calibrations.items()} or None,
                             "per_image": records},
             "regions": regions, "seed": config.seed, "limit": config.limit, "test_fraction": config.test_fraction,
-            "ct_noise_hu": config.ct_noise_hu,
+            "val_fraction": config.val_fraction, "ct_noise_hu": config.ct_noise_hu,
             "tile_size": config.tile_size if task.name == "pathology" else None,
             "user_sources": [str(p) for p in config.sources], "ratmir_version": __version__,
         }
         (staging / DATASET_FILE).write_text(json.dumps(manifest, indent=1, default=_json_default))
         read_manifest(staging)
+    skipped = {r["id"]: r.get("error") or f"not installed ({r.get('how_to_get', '')})"
+               for r in found.records if r.get("status") != "used"}
     return PrepareReport(out=out, counts={k: len(v) for k, v in chosen.items()}, missing_sources=found.missing,
-                         seconds=time.perf_counter() - start)
+                         seconds=time.perf_counter() - start, skipped_sources=skipped,
+                         left_out=len(left_out["names"]) if left_out else 0)
+
+
+def _drop_unscorable(samples: list[Sample], *, config: PrepareConfig) -> tuple[list[Sample], dict[str, Any] | None]:
+    """CT: the samples whose full-dose slice has at least ``config.ct_min_scored_fraction`` of its
+    pixels in the scored window, and the record of those left out (None for other tasks). Reads
+    every slice once more (acquired pairs: their full-dose image)."""
+    if config.task != "ct" or config.ct_min_scored_fraction <= 0:
+        return samples, None
+    kept: list[Sample] = []
+    fractions: dict[str, float] = {}
+    for sample in samples:
+        image = sample.load()
+        fraction = scored_fraction(image.hq if isinstance(image, RealPair) else image)
+        if fraction >= config.ct_min_scored_fraction:
+            kept.append(sample)
+        else:
+            fractions[sample.name] = round(fraction, 4)
+    if not kept:
+        raise ValueError(f"every one of the {len(samples)} CT slices has less than "
+                         f"{config.ct_min_scored_fraction:.0%} of its pixels in {list(SCORED_WINDOW_HU)} HU; expected "
+                         "soft tissue (lower --ct-min-scored-fraction, or 0 to keep every slice)")
+    rule = (f"left out: slices with less than {config.ct_min_scored_fraction:.0%} of their pixels inside "
+            f"{list(SCORED_WINDOW_HU)} HU (the ct_window convention), where windowed PSNR/SSIM would score "
+            "the air and bone that clip to the same value in both images rather than the noise")
+    return kept, {"rule": rule, "min_scored_fraction": config.ct_min_scored_fraction, "count": len(fractions),
+                  "of": len(samples), "names": sorted(fractions), "scored_fractions": fractions}
 
 
 def _json_default(value: Any) -> Any:

