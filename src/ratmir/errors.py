@@ -54,10 +54,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, RatmirError):
         return exc.exit_code, one_line(str(exc))
     if isinstance(exc, (ValueError, TypeError, OSError)):
-        # OSError covers missing/unreadable files (FileNotFoundError, PermissionError, ...).
-        message = str(exc) if str(exc) else type(exc).__name__
-        if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in message:
-            message = f"{exc.filename}: {message}"
-        return EXIT_USAGE, one_line(message)
+        # OSError covers missing/unreadable files (FileNotFoundError, PermissionError, ...);
+        # its message names the file.
+        return EXIT_USAGE, one_line(str(exc) or type(exc).__name__)
     return EXIT_FAILED, one_line(f"internal error {type(exc).__name__}: {exc} "
                                  f"(rerun with --debug or {DEBUG_ENV}=1 for the traceback)")
