@@ -6,7 +6,8 @@ exit code, with the traceback only under ``--debug`` or ``RATMIR_DEBUG=1``:
 
 - exit 2: a configuration or usage error (bad argument or config value, missing device,
   unreadable or missing file, output that would be overwritten, nothing to do);
-- exit 1: some inputs failed (the others were written), or an unexpected internal error.
+- exit 1: some inputs failed (the commands that process many files report each failure and
+  exit 1 themselves), or an unexpected internal error.
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ class UsageError(RatmirError, ValueError):
 
 class OutputExistsError(UsageError):
     """An output file or folder exists and ``overwrite`` was not asked for (exit 2)."""
-
-
-class InputsFailed(RatmirError):
-    """Some inputs failed while the others were processed (exit 1)."""
-
-    exit_code = EXIT_FAILED
 
 
 def debug_requested() -> bool:
