@@ -3,7 +3,7 @@
     python benchmarks/regions.py               # all rows (~2 min on 2 cores)
     python benchmarks/regions.py --skip-vit-b  # without the full-size ViT-B row (~20 s)
 
-The image is the authors' example (../shared/reference/reference_example/input_img.png, a
+The image is the authors' example (tests/fixtures/reference/reference_example/input_img.png, a
 512x512 8-bit chest CT slice). Each backend sees it through the `auto` window (8-bit: as is).
 Time: median of --repeats runs after one warm-up (one run for ViT-B), single process, the
 threads torch chooses. Regions: distinct labels in the map. Agreement with the authors' SAM
@@ -32,7 +32,7 @@ import numpy as np
 from ratmir.regions import apply_window, build_backend, load_label_map, parse_window, read_image, resolve_window
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT.parent / "shared" / "reference" / "reference_example"
+EXAMPLE = ROOT / "tests" / "fixtures" / "reference" / "reference_example"
 SAM_SETTINGS = {"points_per_side": 32}  # the generator's defaults otherwise (the paper's setting)
 
 
@@ -42,7 +42,7 @@ def load_example() -> tuple[np.ndarray, np.ndarray | None, str]:
         image = read_image(EXAMPLE / "input_img.png").pixels
         reference = load_label_map(EXAMPLE / "indexed_mask.nii")
         source = "reference example input_img.png (512x512 chest CT, 8-bit)"
-    else:  # no shared/ folder: a real CT slice that pydicom ships, upsampled to 512x512
+    else:  # example missing: a real CT slice that pydicom ships, upsampled to 512x512
         from pydicom import examples
         from skimage.transform import resize
 

@@ -2,7 +2,7 @@
 
     python benchmarks/regions_figure.py
 
-The authors' example (../shared/reference/reference_example/input_img.png) with region
+The authors' example (tests/fixtures/reference/reference_example/input_img.png) with region
 boundaries from, left to right: their SAM (ViT-B) label map `indexed_mask.nii`, ratmir's
 felzenszwalb backend and its slic backend (default settings, `auto` window).
 """
@@ -19,7 +19,7 @@ from ratmir.regions import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT.parent / "shared" / "reference" / "reference_example"
+EXAMPLE = ROOT / "tests" / "fixtures" / "reference" / "reference_example"
 OUT = ROOT / "docs" / "figures" / "regions_reference_example.png"
 TITLE_HEIGHT, GAP = 34, 8
 
@@ -42,7 +42,7 @@ def panel(image01: np.ndarray, labels: np.ndarray, title: str) -> Image.Image:
 
 def main() -> None:
     if not (EXAMPLE / "input_img.png").is_file():
-        raise SystemExit(f"reference example not found at {EXAMPLE} (needs ../shared beside the repository)")
+        raise SystemExit(f"reference example not found at {EXAMPLE} (it ships in tests/fixtures/reference)")
     image = read_image(EXAMPLE / "input_img.png").pixels
     low, high = resolve_window(image, spec=parse_window("auto"))
     image01 = apply_window(image, low=low, high=high)

@@ -7,19 +7,25 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED = Path(__file__).resolve().parent / "fixtures" / "reference"
 SHARED = REPO.parent / "shared"
+
+
+def reference_candidates() -> list[Path]:
+    """Where the authors' test vector is looked for, in order: tests/fixtures/reference (shipped
+    with the repository), $RATMIR_REFERENCE_DIR, ../shared/reference beside the repository."""
+    env = os.environ.get("RATMIR_REFERENCE_DIR")
+    return [SHIPPED, *([Path(env)] if env else []), SHARED / "reference"]
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """../shared/reference beside the repository (present on developer machines and in CI),
-    or the folder named by RATMIR_REFERENCE_DIR. Missing in CI is a failure, not a skip."""
-    path = Path(os.environ.get("RATMIR_REFERENCE_DIR", SHARED / "reference"))
-    if not (path / "rat_reference_vector.pt").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"reference material not found at {path} (CI must have ../shared beside the clone)")
-        pytest.skip(f"reference material not found at {path}")
-    return path
+    """The first folder of :func:`reference_candidates` holding the vector. It ships with the
+    repository, so missing everywhere is a failure, not a skip."""
+    for path in reference_candidates():
+        if (path / "rat_reference_vector.pt").is_file():
+            return path
+    pytest.fail(f"reference material not found in {[str(p) for p in reference_candidates()]}")
 
 
 @pytest.fixture(scope="session")

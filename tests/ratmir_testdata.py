@@ -37,3 +37,17 @@ def write_tiny_dataset(root: Path, *, size: int = 32, train: int = 4, test: int 
                 "normalisation": task.normalisation.record(), "sources": ["synthetic test pattern"], "seed": seed}
     (root / "dataset.json").write_text(json.dumps(manifest))
     return root
+
+
+def write_tiny_ct_model(path: Path, *, seed: int = 0) -> Path:
+    """A small random DnCNN saved as a CT model (with the task's normalisation in its metadata)."""
+    import json
+
+    import torch
+
+    from ratmir.models import DnCNN, save_pretrained
+    from ratmir.tasks import get_task
+
+    torch.manual_seed(seed)
+    meta = {"task": "ct", "normalisation": json.dumps(get_task("ct").normalisation.record())}
+    return save_pretrained(DnCNN(features=4, depth=3), path, metadata=meta)

@@ -36,5 +36,7 @@ def test_demo_end_to_end(tmp_path) -> None:
 
 
 def test_demo_rejects_unknown_task(tmp_path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--task", "mri", "--out", str(tmp_path)])
-    assert result.exit_code != 0
+    result = CliRunner().invoke(app, ["demo", "--task", "mri", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: task must be one of"), result.output
+    assert not (tmp_path / "demo").exists()

@@ -29,7 +29,7 @@ def test_ssim_and_psnr_match_scikit_image(channels: int, data_range: float) -> N
         t = target[i].permute(1, 2, 0).numpy().astype(np.float64)
         ref = structural_similarity(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                     data_range=data_range, channel_axis=2)
-        assert abs(float(ours_ssim[i]) - ref) < 1e-4
+        assert abs(float(ours_ssim[i]) - ref) < 1e-8  # both compute in float64 (measured ~2e-16)
         assert abs(float(ours_psnr[i]) - peak_signal_noise_ratio(t, p, data_range=data_range)) < 1e-6
 
 

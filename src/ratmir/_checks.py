@@ -94,3 +94,22 @@ def check_number(name: str, value: object, *, low: float | None = None, high: fl
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
+
+
+def check_device(name: str, value: object) -> torch.device:
+    """``value`` as a ``torch.device`` that exists on this machine, else ``ValueError`` (e.g.
+    ``cuda`` where CUDA is not available, ``cuda:3`` on a 2-GPU machine, ``gpu``)."""
+    try:
+        device = torch.device(value)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} is {value!r} but CUDA is not available on this machine "
+                             f"(torch {torch.__version__}); use 'cpu'")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{name} is {value!r} but this machine has {count} CUDA device(s) (0 to {count - 1})")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} is {value!r} but MPS is not available on this machine; use 'cpu'")
+    return device

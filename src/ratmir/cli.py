@@ -7,14 +7,37 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from . import __version__
+from .errors import debug_requested, describe
+
+
+class _OneErrorPath(TyperGroup):
+    """Every command runs through here: an exception that escapes it becomes one line on
+    stderr and exit code 2 (configuration/usage) or 1 (failed inputs, internal error), see
+    :mod:`ratmir.errors`; ``--debug`` or ``RATMIR_DEBUG=1`` shows the traceback instead."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # typer's own exits and usage errors
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug") or debug_requested():
+                raise
+            code, line = describe(exc)
+            typer.echo(f"Error: {line}", err=True)
+            raise typer.Exit(code) from None
+
 
 app = typer.Typer(
     name="ratmir",
     help="Region Attention Transformer (RAT) for medical image restoration.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_OneErrorPath,
 )
 
 
@@ -29,6 +52,8 @@ def _root(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error (or set RATMIR_DEBUG=1).")]
+    = False,
 ) -> None:
     """Region Attention Transformer (RAT) for medical image restoration."""
 
@@ -162,14 +187,10 @@ def train_command(
 
     Multi-GPU / multi-node: torchrun --nproc_per_node=N -m ratmir train CONFIG --out RUN
     """
-    from .engine import ConfigError, load_config, train
+    from .engine import load_config, train
 
-    try:
-        cfg = load_config(config, overrides=set_ or [])
-        result = train(cfg, out=out, force=force, progress=progress)
-    except (ConfigError, FileNotFoundError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config, overrides=set_ or [])
+    result = train(cfg, out=out, force=force, progress=progress)
     best = f", best val PSNR {result.best['psnr']:.2f} dB at {result.best['iteration']}" if result.best else ""
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
     typer.echo(f"trained {result.iterations} iterations{resumed} in {result.seconds:.1f} s{best}; "
@@ -240,22 +261,19 @@ def evaluate_command(
     region_metrics: Annotated[bool, typer.Option("--region-metrics", help="Also PSNR inside every region.")] = False,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     label: Annotated[Optional[str], typer.Option(help="Name in reports (default: the RUN folder's name).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing evaluation in OUT.")] = False,
 ) -> None:
-    """Restore a split on full images; write per-image CSV, summary JSON and figures."""
-    from .engine.evaluate import evaluate
+    """Restore a split on full images; write per-image CSV, summary JSON and figures.
 
-    try:
-        path = evaluate(weights, data=data, split=split, out=out, conventions=tuple(convention or ()) or None,
-                        tile=tile or None, overlap=overlap, figures=figures, region_metrics=region_metrics,
-                        device=device, label=label)
-    except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    summary = json.loads(path.read_text())
-    for method, convs in summary["results"].items():
-        cells = ", ".join(f"{c} {m['psnr']['mean']:.2f}±{m['psnr']['std']:.2f} dB / {m['ssim']['mean']:.4f}"
-                          for c, m in convs.items())
-        typer.echo(f"{method:>6}: {cells}")
+    Exit code 2 for a configuration error, or when OUT already holds files (without --overwrite).
+    """
+    from .engine.evaluate import evaluate, summary_lines
+
+    path = evaluate(weights, data=data, split=split, out=out, conventions=tuple(convention or ()) or None,
+                    tile=tile or None, overlap=overlap, figures=figures, region_metrics=region_metrics,
+                    device=device, label=label, overwrite=overwrite)
+    for line in summary_lines(json.loads(path.read_text())):
+        typer.echo(line)
     typer.echo(f"summary: {path}")
 
 
@@ -292,22 +310,21 @@ def restore_command(
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast.")] = False,
     tile: Annotated[int, typer.Option(help="Tile size for large images (0: never tile).")] = 512,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")]
+    = False,
 ) -> None:
     """Restore images with a trained model; one summary line per file.
 
-    Exit code: 1 when any file failed (the others are still written), 2 for a configuration error.
+    Exit code: 1 when any file failed (the others are still written), 2 for a configuration error
+    (including no images found, or outputs that already exist without --overwrite).
     """
     from .engine.evaluate import resolve_weights
     from .restore import RestoreConfig, restore_files
 
-    try:
-        config = RestoreConfig(inputs=tuple(inputs), model=resolve_weights(model), out=out, task=task,
-                               regions=regions, window=window, device=device, batch_size=batch_size, amp=amp,
-                               tile=tile or None, overlap=overlap)
-        report = restore_files(config)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    config = RestoreConfig(inputs=tuple(inputs), model=resolve_weights(model), out=out, task=task,
+                           regions=regions, window=window, device=device, batch_size=batch_size, amp=amp,
+                           tile=tile or None, overlap=overlap, overwrite=overwrite)
+    report = restore_files(config)
     for line in report.lines:
         typer.echo(line)
     typer.echo(f"restore: {len(report.written)} written, {len(report.failures)} failed; output in {out}")

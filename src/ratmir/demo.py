@@ -212,7 +212,7 @@ def run_demo(config: DemoConfig) -> Path:
     for model, run in runs.items():
         with clock.stage(f"evaluate {model}"):
             summaries[model] = evaluate(run, data=data, out=folder / "evaluation" / model, figures=0,
-                                        progress=config.progress)
+                                        progress=config.progress, overwrite=True)  # stamped folder: always rerun
     with clock.stage("restore"):
         restored = _restore_held_out(config, data=data, out=folder, weights=runs["rat"] / "model.safetensors")
     with clock.stage("figures"):
@@ -317,7 +317,7 @@ def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Pat
     report = restore_files(RestoreConfig(inputs=(lq_dir,), model=weights, out=out / "restored",
                                          regions=(data / "test" / "regions") if config.task != "ct" else "felzenszwalb",
                                          window=manifest.get("regions", {}).get("window", "auto") or "auto",
-                                         progress=config.progress))
+                                         progress=config.progress, overwrite=True))
     if not report.ok:
         raise RuntimeError("restoring the held-out images failed: " + "; ".join(report.failures))
     return report.written

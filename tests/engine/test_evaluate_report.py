@@ -4,6 +4,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -34,10 +35,13 @@ def test_evaluate_and_report(two_runs, tiny_dataset, tmp_path) -> None:
     assert s["label"] == "rat" and s["n_images"] == 2 and set(s["results"]) == {"model", "input"}
     assert set(s["results"]["model"]) == {"ct_full", "ct_window", "reference"}
     assert s["conventions"]["ct_window"]["data_range"] == 400.0
-    for stat in s["results"]["input"]["ct_window"].values():
-        assert stat["n"] == 2 and stat["std"] >= 0
     out = summaries[0].parent
     rows = list(csv.DictReader(open(out / "per_image.csv")))
+    for metric, stat in s["results"]["input"]["ct_window"].items():  # mean ± std of the per-image rows
+        values = [float(r[metric]) for r in rows if r["method"] == "input" and r["convention"] == "ct_window"]
+        assert stat["n"] == 2 and stat["nonfinite"] == 0 and len(values) == 2
+        assert stat["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+        assert stat["std"] == pytest.approx(np.std(values), rel=1e-9) and stat["std"] > 0
     assert len(rows) == 2 * 2 * 3  # images x methods x conventions
     assert (out / "regions.csv").stat().st_size > 0 and list((out / "figures").glob("*.png"))
 

@@ -13,7 +13,10 @@ def test_reproduces_reference_vector(reference_vector: dict, backend: str) -> No
     with torch.no_grad():
         out = model(reference_vector["input"], reference_vector["label_map"])
     assert out.shape == reference_vector["output"].shape
-    assert (out - reference_vector["output"]).abs().max().item() < 1e-3
+    # float32, outputs up to ~64: measured max |difference| 5.7e-5 (sparse) and 4.8e-5 (dense) on
+    # a 2-core x86 CPU, i.e. ~8 float32 ulps; 1e-4 leaves room for other summation orders.
+    err = (out - reference_vector["output"]).abs().max().item()
+    assert err < 1e-4, err
 
 
 def test_semantics_matter(reference_vector: dict) -> None:

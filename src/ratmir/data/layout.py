@@ -73,3 +73,13 @@ def read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"missing image {path}")
     return read_tiff(path).astype(np.float32, copy=False)
+
+
+def image_shape(path: Path) -> tuple[int, ...]:
+    """The shape of an image written by :func:`write_image`, from its header only."""
+    import tifffile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"missing image {path}")
+    with tifffile.TiffFile(path) as tif:
+        return tuple(tif.pages[0].shape)

@@ -19,6 +19,8 @@ from typing import Any, Union
 
 import yaml
 
+from ..errors import UsageError
+
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -81,8 +83,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key and the problem."""
+class ConfigError(UsageError):
+    """A configuration that cannot be used; the message names the key and the problem
+    (a ``ValueError``; the command line exits 2 with its message)."""
 
 
 def from_dict(cls: type, data: Any, *, where: str = "") -> Any:
@@ -169,7 +172,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML "
+                              f"({' '.join(str(err).split())})") from err
     return data
 
 
@@ -234,5 +241,49 @@ def validate(config: ExperimentConfig) -> None:
         need(getattr(config.train, key) >= 1, f"train.{key} must be >= 1, got {getattr(config.train, key)}")
     need(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
     need(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
+    need(config.optim.lr_min >= 0, f"optim.lr_min must be >= 0, got {config.optim.lr_min}")
+    clip = config.optim.grad_clip
+    need(clip is None or clip > 0, f"optim.grad_clip must be > 0 or null, got {clip}")
     ema = config.train.ema
     need(ema is None or 0 < ema < 1, f"train.ema must be in (0, 1) or null, got {ema}")
+    d = config.data
+    need(d.patch_size is None or d.patch_size >= 1, f"data.patch_size must be >= 1 or null, got {d.patch_size}")
+    need(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
+    need(d.val_max_images is None or d.val_max_images >= 1,
+         f"data.val_max_images must be >= 1 or null, got {d.val_max_images}")
+    need(bool(d.train_split), "data.train_split must name a split of the dataset, got ''")
+    need(config.train.device == "auto" or _parses_as_device(config.train.device),
+         f"train.device must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1', got {config.train.device!r}")
+    validate_model_options(config.model)
+
+
+def _parses_as_device(text: str) -> bool:
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def validate_model_options(model: ModelConfig) -> None:
+    """``model.name`` is a registered model and every key of ``model.options`` is one of its
+    keyword arguments (values are checked by the model itself when the trainer builds it)."""
+    import inspect
+
+    from ..models import MODELS
+
+    if model.name not in MODELS:
+        close = difflib.get_close_matches(model.name, list(MODELS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"model.name must be one of {tuple(MODELS)}, got {model.name!r}{hint}")
+    params = inspect.signature(MODELS[model.name].__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in model.options:
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"expected one of {accepted}"
+            raise ConfigError(f"unknown key 'model.options.{key}' for model {model.name!r} ({hint})")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .._checks import check_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -36,9 +38,7 @@ def init_distributed(device_request: str) -> tuple[DistInfo, torch.device]:
     if device_request == "auto":
         device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     else:
-        device = torch.device(device_request)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"train.device is {device_request!r} but CUDA is not available on this machine")
+        device = check_device("train.device", device_request)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", info.local_rank)
     if device.type == "cuda":

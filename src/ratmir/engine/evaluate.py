@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from .._checks import check_device, check_positive_int
 from ..conventions import CONVENTIONS, TASK_CONVENTIONS, score
 from ..data import PairedDataset
+from ..errors import OutputExistsError
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
 from ..restore import restore_image
@@ -39,18 +42,80 @@ def resolve_weights(path: str | os.PathLike) -> Path:
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and std of the finite values; ``n`` counts every value and ``nonfinite`` those left
+    out (NaN, or PSNR = inf for an output identical to the reference). Without any finite value
+    the mean is NaN."""
     arr = np.asarray(values, dtype=np.float64)
     finite = arr[np.isfinite(arr)]
-    return {"mean": float(finite.mean()) if finite.size else float("inf"),
-            "std": float(finite.std()) if finite.size else 0.0, "n": int(arr.size)}
+    return {"mean": float(finite.mean()) if finite.size else float("nan"),
+            "std": float(finite.std()) if finite.size else float("nan"), "n": int(arr.size),
+            "nonfinite": int(arr.size - finite.size)}
+
+
+def nonfinite_note(stats: dict[str, Any], *, metric: str) -> str:
+    """'' or ' [k of n METRIC values non-finite, not in mean/std]' for a summary entry."""
+    k = int(stats.get("nonfinite", 0))
+    return f" [{k} of {stats['n']} {metric} values non-finite, not in mean/std]" if k else ""
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per method of a ``summary.json``: mean ± std per convention, with the count of
+    non-finite scores when there are any."""
+    lines = []
+    for method, convs in summary["results"].items():
+        cells = ", ".join(f"{c} {m['psnr']['mean']:.2f}±{m['psnr']['std']:.2f} dB / {m['ssim']['mean']:.4f}"
+                          + nonfinite_note(m["psnr"], metric="PSNR") + nonfinite_note(m["ssim"], metric="SSIM")
+                          for c, m in convs.items())
+        lines.append(f"{method:>6}: {cells}")
+    return lines
+
+
+EVALUATION_FILES = ("per_image.csv", "regions.csv", "summary.json", "figures")
+
+
+def _check_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse an OUT that is a file, or a folder that already holds files (unless ``overwrite``)."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {out} is a file; expected a folder for the evaluation")
+    if out.is_dir() and not overwrite:
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            raise OutputExistsError(f"{out} already holds {', '.join(held[:3])}{' ...' if len(held) > 3 else ''}; "
+                                    "pass --overwrite to replace the evaluation, or choose another --out")
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove what an earlier evaluation wrote into ``out`` (nothing else), so no stale file
+    (e.g. a regions.csv of a run with --region-metrics) stays beside the new ones."""
+    for name in EVALUATION_FILES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str = "test",
              out: str | os.PathLike | None = None, conventions: tuple[str, ...] | None = None,
              tile: int | None = 512, overlap: int = 32, figures: int = 4, region_metrics: bool = False,
-             device: str = "cpu", label: str | None = None, progress: bool = True) -> Path:
-    """Evaluate a model on a prepared dataset; returns the path of ``summary.json``."""
+             device: str = "cpu", label: str | None = None, progress: bool = True,
+             overwrite: bool = False) -> Path:
+    """Evaluate a model on a prepared dataset; returns the path of ``summary.json``.
+
+    ``out`` (default RUN/evaluation) must not hold files yet; ``overwrite`` replaces an earlier
+    evaluation there (its files only). Everything is checked before anything is written.
+    """
+    if tile is not None:
+        check_positive_int("tile", tile)
+        check_positive_int("overlap", overlap, minimum=0)
+        if overlap >= tile:
+            raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
+    check_positive_int("figures", figures, minimum=0)
+    check_device("device", device)
     weights = resolve_weights(weights)
+    run_dir = weights.parent
+    out = Path(out) if out is not None else run_dir / "evaluation"
+    _check_out(out, overwrite=overwrite)
     meta = read_metadata(weights)
     dataset = PairedDataset(data, split)
     task = dataset.manifest["task"]
@@ -63,8 +128,8 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     for c in conventions:
         if c not in CONVENTIONS:
             raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, got {c!r}")
-    run_dir = weights.parent
-    out = Path(out) if out is not None else run_dir / "evaluation"
+    if overwrite:
+        _clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     norm = dataset.normalisation
     label = label or (run_dir.name if weights.name == "model.safetensors" else weights.stem)

@@ -41,7 +41,10 @@ def collect(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
                 rows.append({"task": summary["task"], "method": name, "convention": conv,
                              "psnr_mean": metrics["psnr"]["mean"], "psnr_std": metrics["psnr"]["std"],
                              "ssim_mean": metrics["ssim"]["mean"], "ssim_std": metrics["ssim"]["std"],
-                             "n": metrics["psnr"]["n"]})
+                             "n": metrics["psnr"]["n"],
+                             # older summaries did not count them (and no count means unknown, not 0)
+                             "psnr_nonfinite": metrics["psnr"].get("nonfinite", ""),
+                             "ssim_nonfinite": metrics["ssim"].get("nonfinite", "")})
     if not rows:
         raise ValueError("no results to report")
     return rows
@@ -65,15 +68,24 @@ def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, titl
             cells = []
             for c in convs:
                 r = next((r for r in sub if r["method"] == m and r["convention"] == c), None)
-                cells += ([f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}", f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f}"]
+                cells += ([f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{_flag(r['psnr_nonfinite'])}",
+                           f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f}{_flag(r['ssim_nonfinite'])}"]
                           if r else ["–", "–"])
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        bad = sum(int(r[k] or 0) for r in sub for k in ("psnr_nonfinite", "ssim_nonfinite"))
+        if bad:
+            lines += ["", f"{bad} score(s) marked (k non-finite) were NaN or infinite (e.g. PSNR of an output "
+                          "identical to its reference); they count in the number of images but not in mean ± std."]
         lines.append("")
     lines.append("![PSNR](psnr.png)")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     _plot(rows, out / "psnr.png")
     return path
+
+
+def _flag(nonfinite: int | str) -> str:
+    return f" ({nonfinite} non-finite)" if nonfinite else ""
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:

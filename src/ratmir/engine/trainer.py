@@ -28,10 +28,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import PairedDataset
+from ..data.layout import image_shape
 from ..losses import FocalRegionLoss
 from ..models import build_model, save_pretrained
 from .checkpoint import atomic_save, load_checkpoint
-from .config import ConfigError, ExperimentConfig, to_dict
+from .config import ConfigError, ExperimentConfig, to_dict, validate
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .sampling import ResumableBatchSampler
 from .validation import validate_model
@@ -49,7 +50,11 @@ class TrainResult:
 
 
 def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, progress: bool = True) -> TrainResult:
-    """Train ``config`` into the RUN folder ``out`` (resuming if it holds this run)."""
+    """Train ``config`` into the RUN folder ``out`` (resuming if it holds this run).
+
+    The whole config is checked (values, model options, dataset, splits, patch size, device)
+    before anything is written into ``out``; a problem raises :class:`ConfigError`."""
+    validate(config)
     info, device = init_distributed(config.train.device)
     try:
         return _Trainer(config, Path(out), info=info, device=device, force=force, progress=progress).run()
@@ -57,9 +62,10 @@ def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, pro
         shutdown(info)
 
 
-def _validation_set(root: str, split: str) -> PairedDataset | None:
+def _validation_set(config: ExperimentConfig) -> PairedDataset | None:
     """The split that chooses ``best.pt`` (None: no validation). The test split only when asked
     for, with a warning: a model selected on its test images is not an honest result."""
+    split = config.data.val_split
     if not split:
         return None
     if split == "test":
@@ -67,10 +73,10 @@ def _validation_set(root: str, split: str) -> PairedDataset | None:
                       "so test scores are optimistic; use the 'val' split that `ratmir prepare` carves from the "
                       "training subjects", UserWarning, stacklevel=3)
     try:
-        return PairedDataset(root, split)
-    except ValueError as err:
-        raise ConfigError(f"data.val_split {split!r}: {err} (datasets prepared before the validation split "
-                          "existed have none: prepare again, or set data.val_split to '' for no validation)") from err
+        return _open_split(config, "val_split")
+    except ConfigError as err:
+        raise ConfigError(f"{err} (datasets prepared before the validation split existed have none: prepare "
+                          "again, or set data.val_split to '' for no validation)") from err
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -102,19 +108,34 @@ def prepare_run_dir(run: Path, config: ExperimentConfig, *, force: bool) -> None
     saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 
+def _open_split(config: ExperimentConfig, key: str, **options: Any) -> PairedDataset:
+    """The dataset split named by ``config.data.<key>``; a missing split is a ConfigError."""
+    split = getattr(config.data, key)
+    try:
+        return PairedDataset(config.data.root, split, **options)
+    except ValueError as err:
+        raise ConfigError(f"data.{key} is {split!r}: {err}") from err
+
+
+def _check_patch_size(dataset: PairedDataset, patch: int) -> None:
+    for name in dataset.names:
+        h, w = image_shape(dataset.paths(name).lq)[:2]
+        if h < patch or w < patch:
+            raise ConfigError(f"data.patch_size is {patch} but image {name!r} of split {dataset.split!r} is "
+                              f"{h}x{w}: expected a patch no larger than every training image")
+
+
 class _Trainer:
     def __init__(self, config: ExperimentConfig, run: Path, *, info: DistInfo, device: torch.device,
                  force: bool, progress: bool) -> None:
         self.cfg, self.run_dir, self.info, self.device, self.progress = config, run, info, device, progress
         if not config.data.root:
             raise ConfigError("data.root is empty: point it at a dataset made by `ratmir prepare`")
-        if info.is_main:
-            prepare_run_dir(run, config, force=force)
-        barrier(info)
+        # Everything is checked before RUN is touched, so a corrected rerun needs no --force.
         d = config.data
-        self.train_set = PairedDataset(d.root, d.train_split, patch_size=d.patch_size, augment=d.augment,
-                                       seed=config.train.seed)
-        self.val_set = _validation_set(d.root, d.val_split)
+        self.train_set = _open_split(config, "train_split", patch_size=d.patch_size, augment=d.augment,
+                                     seed=config.train.seed)
+        self.val_set = _validation_set(config)
         manifest = self.train_set.manifest
         if manifest["task"] != config.task:
             raise ConfigError(f"task is {config.task!r} but the dataset {d.root} was prepared for {manifest['task']!r}")
@@ -122,8 +143,17 @@ class _Trainer:
         channels = self.train_set.channels
         if options.setdefault("in_channels", channels) != channels:
             raise ConfigError(f"model.options.in_channels is {options['in_channels']} but the dataset has {channels} channel(s)")
+        if d.patch_size is not None:
+            _check_patch_size(self.train_set, d.patch_size)
         torch.manual_seed(config.train.seed)
-        self.model = build_model(config.model.name, **options).to(device)
+        try:
+            model = build_model(config.model.name, **options)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"model.options for {config.model.name!r}: {err}") from err
+        if info.is_main:
+            prepare_run_dir(run, config, force=force)
+        barrier(info)
+        self.model = model.to(device)
         self.loss_fn = FocalRegionLoss(gamma=config.loss.gamma if config.loss.name == "focal_region" else 0.0,
                                        delta=config.loss.delta, normalize=config.loss.normalize)
         o = config.optim

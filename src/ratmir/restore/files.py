@@ -14,7 +14,8 @@
 The normalisation comes from the model file (written by training) or from ``task``. Region
 maps are computed on the fly with a region backend, or read from a folder of label maps
 (``<stem>.nii.gz`` as ``ratmir regions`` writes them). Never overwrites an input, refuses an
-output folder inside an input folder, and one bad file does not stop the others.
+output folder inside an input folder, refuses outputs that already exist (unless ``overwrite``)
+and inputs without any image, and one bad file does not stop the others.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .._checks import check_device, check_positive_int
+from ..errors import OutputExistsError, UsageError
 from ..io import read_dicom, read_nifti, read_png, read_tiff, write_dicom_like, write_nifti, write_png, write_tiff
 from ..io.formats import InputFile, find_inputs, split_name
 from ..models import load_pretrained, read_metadata
@@ -55,6 +58,18 @@ class RestoreConfig:
     tile: int | None = 512
     overlap: int = 32
     progress: bool = True
+    overwrite: bool = False  # replace outputs that already exist in ``out``
+
+    def __post_init__(self) -> None:
+        check_positive_int("batch_size", self.batch_size)
+        if self.tile is not None:
+            check_positive_int("tile", self.tile)
+            check_positive_int("overlap", self.overlap, minimum=0)
+            if self.overlap >= self.tile:
+                raise ValueError(f"overlap must be smaller than tile ({self.tile}), got {self.overlap}")
+        check_device("device", self.device)
+        if not self.inputs:
+            raise ValueError("inputs must name at least one file or folder, got none")
 
 
 @dataclass
@@ -81,6 +96,8 @@ def model_normalisation(model_path: Path, task: str | None) -> tuple[Normalisati
 
 
 def _check_output(out: Path, inputs: tuple[Path, ...]) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {out} is a file; expected a folder for the restored images")
     out = out.resolve()
     for item in inputs:
         folder = item.resolve() if item.is_dir() else item.resolve().parent
@@ -128,7 +145,7 @@ class _Restorer:
 
     def restore_file(self, item: InputFile) -> Path:
         _, fmt = split_name(item.path)
-        base = self.cfg.out / item.stem
+        target = output_path(self.cfg.out, item)
         if fmt == "dicom":
             image = read_dicom(item.path)
             if image.pixels.ndim != 2 or int(getattr(image.dataset, "NumberOfFrames", 1) or 1) > 1:
@@ -140,14 +157,14 @@ class _Restorer:
                                               _new_uid())
             model = self.model.architecture.upper()
             return write_dicom_like(
-                ds, restored, base.with_name(item.path.name if item.path.suffix else base.name + ".dcm"),
+                ds, restored, target,
                 series_uid=uid, series_description=f"{getattr(ds, 'SeriesDescription', '')} [ratmir {model}]".strip(),
                 derivation=f"Restored by ratmir {model} ({self.task}) from series {getattr(ds, 'SeriesInstanceUID', '?')}",
             )
         if fmt == "slide":
             if self.backend is None:
                 raise ValueError(f"{item.path}: slides need a region backend (--regions NAME), not a label-map folder")
-            return restore_slide(item.path, base.with_name(base.name + ".tiff"), model=self.model,
+            return restore_slide(item.path, target, model=self.model,
                                  normalisation=self.norm, backend=self.backend, window=self.window,
                                  device=self.cfg.device)
         if fmt == "nifti":
@@ -157,15 +174,26 @@ class _Restorer:
             vol = image.pixels if is_volume else image.pixels[None]
             lab = labels if is_volume else labels[None]
             restored = self.run_slices(vol, lab, str(item.path))
-            return write_nifti(base.with_name(base.name + ".nii.gz"), restored if is_volume else restored[0],
+            return write_nifti(target, restored if is_volume else restored[0],
                                affine=image.affine, header=image.header)
-        reader, writer, suffix = ((read_png, write_png, ".png") if fmt == "png" else (read_tiff, write_tiff, ".tiff"))
+        reader, writer = (read_png, write_png) if fmt == "png" else (read_tiff, write_tiff)
         raw = reader(item.path)
         if raw.ndim == 3 and raw.shape[-1] == 4:
             raw = raw[..., :3]
         labels = self.regions_for(item, raw.astype(np.float32), is_volume=False)
         restored = self.run_slices(raw.astype(np.float32)[None], labels[None], str(item.path))[0]
-        return writer(base.with_name(base.name + suffix), _to_dtype(restored, raw.dtype))
+        return writer(target, _to_dtype(restored, raw.dtype))
+
+
+def output_path(out: Path, item: InputFile) -> Path:
+    """Where the restored ``item`` is written: OUT/<stem> with the format's suffix (a DICOM file
+    keeps its name)."""
+    _, fmt = split_name(item.path)
+    base = out / item.stem
+    if fmt == "dicom":
+        return base.with_name(item.path.name if item.path.suffix else base.name + ".dcm")
+    suffix = {"nifti": ".nii.gz", "png": ".png"}.get(fmt, ".tiff")  # tiff and slides: TIFF
+    return base.with_name(base.name + suffix)
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -185,8 +213,15 @@ def restore_files(config: RestoreConfig) -> RestoreReport:
     """Restore every image of ``config.inputs`` into ``config.out``; per-file failures are
     collected in the report (configuration errors raise before any file is touched)."""
     _check_output(config.out, config.inputs)
-    restorer = _Restorer(config)
     items, errors = find_inputs(list(config.inputs))
+    if not items and not errors:
+        raise UsageError(f"no images found in {', '.join(map(str, config.inputs))}: expected DICOM, NIfTI, PNG, "
+                         "TIFF or whole-slide files")
+    existing = [p for p in (output_path(config.out, item) for item in items) if p.exists()]
+    if existing and not config.overwrite:
+        raise OutputExistsError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite "
+                                "to replace them, or choose another --out")
+    restorer = _Restorer(config)
     report = RestoreReport(failures=[message for _, message in errors])
     config.out.mkdir(parents=True, exist_ok=True)
     for item in tqdm(items, desc="restore", unit="file", disable=not config.progress):
