@@ -25,6 +25,7 @@ from ..data import PairedDataset
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
 from ..restore import restore_image
+from .stats import mean_std
 
 DISPLAY = {"ct": "ct_window", "pet": "pet", "pathology": "rgb"}  # convention used for figures
 
@@ -36,13 +37,6 @@ def resolve_weights(path: str | os.PathLike) -> Path:
     if not weights.is_file():
         raise FileNotFoundError(f"no model weights at {weights} (expected a RUN folder or a .safetensors file)")
     return weights
-
-
-def _mean_std(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    return {"mean": float(finite.mean()) if finite.size else float("inf"),
-            "std": float(finite.std()) if finite.size else 0.0, "n": int(arr.size)}
 
 
 def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str = "test",
@@ -101,7 +95,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
         "n_images": len(dataset), "weights": str(weights.resolve()), "architecture": meta["architecture"],
         "model_config": json.loads(meta["config"]), "tile": tile, "overlap": overlap,
         "conventions": {c: CONVENTIONS[c].record(norm) for c in conventions},
-        "results": {m: {c: {k: _mean_std(v) for k, v in per.items()} for c, per in convs.items()}
+        "results": {m: {c: {k: mean_std(v) for k, v in per.items()} for c, per in convs.items()}
                     for m, convs in scores.items()},
         "ratmir_version": __version__,
     }
