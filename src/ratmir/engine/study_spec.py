@@ -14,7 +14,7 @@ seeds, test-time region sources and the report's reference method.
       - {name: rat, config: ../ct.yaml, dataset: ct, set: [model.options.width=16]}
       - {name: redcnn, config: ../baselines/ct_redcnn.yaml, dataset: ct, region_sources: [dataset]}
     region_sources: [dataset, felzenszwalb, grid, none, shuffled]   # default for every experiment
-    evaluate: {split: test, tile: 512, overlap: 32}
+    evaluate: {split: test, tile: 512, overlap: 32}   # tile 0 or null: whole images
     report: {convention: ct_window, resamples: 10000, level: 0.95, figures: 2, seed: 0}
 
 Relative paths (``config``, a dataset's ``root``) are relative to the spec file.
@@ -190,7 +190,7 @@ def load_study(path: str | os.PathLike, *, out: str | os.PathLike) -> StudySpec:
     spec = StudySpec(name=str(data.get("name", path.stem)), path=path, seeds=tuple(seeds), reference=reference,
                      experiments=tuple(experiments), datasets=datasets,
                      common=_str_list("study.common", data.get("common")), split=ev.get("split", "test"),
-                     tile=ev.get("tile", 512), overlap=ev.get("overlap", 32), convention=rep.get("convention"),
+                     tile=ev.get("tile", 512) or None, overlap=ev.get("overlap", 32), convention=rep.get("convention"),
                      resamples=rep.get("resamples", DEFAULT_RESAMPLES), level=rep.get("level", 0.95),
                      bootstrap_seed=rep.get("seed", 0), figures=rep.get("figures", 2))
     if not (isinstance(spec.resamples, int) and spec.resamples >= 100):
