@@ -130,3 +130,20 @@ def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:
     assert res.exit_code == 2 and "different spec" in res.output
     res = CliRunner().invoke(app, ["study", str(spec), "--out", str(out), "--shard", "3"])
     assert res.exit_code == 2 and "I/N" in res.output
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_study_specs_load(path: Path, tmp_path) -> None:
+    from ratmir.engine import load_config
+
+    spec = load_study(path, out=tmp_path)
+    assert len(spec.seeds) >= 2 and spec.reference in [e.name for e in spec.experiments]
+    for e in spec.experiments:  # every experiment's config and overrides are valid
+        load_config(e.config, overrides=[o for o in spec.overrides(e, spec.seeds[0]) if not o.startswith("data.root")])
+
+
+def test_paper_configs_use_the_authors_adam_betas() -> None:
+    from ratmir.engine import load_config
+
+    for name in ("ct.yaml", "pet.yaml", "pathology.yaml", "ablations/ct_wmsa.yaml", "baselines/ct_redcnn.yaml"):
+        assert load_config(CONFIGS / name).optim.betas == (0.5, 0.999), name

@@ -53,7 +53,8 @@ def _matrix(per_seed: dict[int, dict[str, float]], seeds: tuple[int, ...], image
 
 def _summary_rows(scores: Scores, seeds: tuple[int, ...], images: list[str]) -> list[dict[str, Any]]:
     rows = []
-    keys = dict.fromkeys((m, s, c) for m, s, c, _ in scores)
+    order = {m: i for i, m in enumerate(dict.fromkeys(m for m, _, _, _ in scores if m != INPUT))}
+    keys = sorted(dict.fromkeys((m, s, c) for m, s, c, _ in scores), key=lambda k: order.get(k[0], len(order)))
     for method, source, conv in keys:
         row: dict[str, Any] = {"method": method, "region_source": source, "convention": conv,
                                "seeds": len(seeds), "images": len(images)}
@@ -182,8 +183,8 @@ def _plot_differences(path: Path, methods: list[PairedComparison], sources: list
 
     panels = [(f"vs {methods[0].reference}", methods)] + ([("region sources vs dataset maps", sources)]
                                                           if sources else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.5 + 0.45 * max(
-        len([c for c in p if c.metric == "psnr"]) for _, p in panels)), squeeze=False)
+    rows = max(len([c for c in p if c.metric == "psnr"]) for _, p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), max(2.4, 1.0 + 0.45 * rows)), squeeze=False)
     for ax, (title, items) in zip(axes[0], panels):
         items = [c for c in items if c.metric == "psnr"]
         y = np.arange(len(items))
