@@ -22,6 +22,7 @@ from .. import __version__
 from .._files import atomic_path
 from ..conventions import CONVENTIONS, TASK_CONVENTIONS, score
 from ..data import PairedDataset
+from ..data.splits import evenly_spaced
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
 from ..restore import restore_image
@@ -43,11 +44,12 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
              out: str | os.PathLike | None = None, conventions: tuple[str, ...] | None = None,
              tile: int | None = 512, overlap: int = 32, figures: int = 4, region_metrics: bool = False,
              device: str = "cpu", label: str | None = None, progress: bool = True,
-             regions: RegionSourceSpec = "dataset") -> Path:
+             regions: RegionSourceSpec = "dataset", max_images: int | None = None) -> Path:
     """Evaluate a model on a prepared dataset; returns the path of ``summary.json``.
 
     ``regions``: where the label maps come from (:mod:`ratmir.engine.region_sources`): the
     dataset's own (default), a region backend by name, ``shuffled`` or ``shifted``.
+    ``max_images``: score at most this many images of the split, evenly spaced through it.
     """
     weights = resolve_weights(weights)
     meta = read_metadata(weights)
@@ -72,7 +74,8 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     rows: list[dict[str, Any]] = []
     region_rows: list[dict[str, Any]] = []
     scores: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for i in tqdm(range(len(dataset)), desc=f"evaluate {label}", disable=not progress):
+    indices = evenly_spaced(range(len(dataset)), limit=max_images)
+    for n, i in enumerate(tqdm(indices, desc=f"evaluate {label}", disable=not progress)):
         item = dataset[i]
         lq, hq = item["lq"][None].to(device), item["hq"][None].to(device)
         labels = provider(i, item)[None].to(device)
@@ -91,7 +94,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
             for lab, value in region_psnr(pred.clamp(0, 1), hq, labels, data_range=1.0)[0].items():
                 region_rows.append({"name": item["name"], "label": lab, "psnr": value,
                                     "pixels": int((labels == lab).sum())})
-        if i < figures:
+        if n < figures:
             comparison_figure(out / "figures" / f"{item['name']}.png", lq=lq, outputs={label: pred}, hq=hq,
                               regions=labels, task=task, norm=norm, dpi=80)
 
@@ -100,7 +103,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
         write_csv(out / "regions.csv", region_rows)
     summary = {
         "label": label, "task": task, "split": split, "dataset": str(Path(data).resolve()),
-        "n_images": len(dataset), "weights": str(weights.resolve()), "architecture": meta["architecture"],
+        "n_images": len(indices), "weights": str(weights.resolve()), "architecture": meta["architecture"],
         "model_config": json.loads(meta["config"]), "tile": tile, "overlap": overlap,
         "region_source": provider.record(),
         "conventions": {c: CONVENTIONS[c].record(norm) for c in conventions},

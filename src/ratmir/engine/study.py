@@ -188,7 +188,7 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
         start = time.perf_counter()
         path = evaluate(run, data=config.data.root, split=spec.split, out=target, tile=spec.tile,
                         overlap=spec.overlap, figures=0, device=device, label=experiment.name, progress=progress,
-                        regions=source)
+                        regions=source, max_images=spec.max_images)
         summary = json.loads(path.read_text())
         summary["seconds"] = time.perf_counter() - start
         with atomic_path(path) as tmp:

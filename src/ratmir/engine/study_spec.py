@@ -14,7 +14,7 @@ seeds, test-time region sources and the report's reference method.
       - {name: rat, config: ../ct.yaml, dataset: ct, set: [model.options.width=16]}
       - {name: redcnn, config: ../baselines/ct_redcnn.yaml, dataset: ct, region_sources: [dataset]}
     region_sources: [dataset, felzenszwalb, grid, none, shuffled]   # default for every experiment
-    evaluate: {split: test, tile: 512, overlap: 32}   # tile 0 or null: whole images
+    evaluate: {split: test, tile: 512, overlap: 32, max_images: 8}   # tile 0 or null: whole images
     report: {convention: ct_window, resamples: 10000, level: 0.95, figures: 2, seed: 0}
 
 Relative paths (``config``, a dataset's ``root``) are relative to the spec file.
@@ -89,6 +89,7 @@ class StudySpec:
     split: str = "test"
     tile: int | None = 512
     overlap: int = 32
+    max_images: int | None = None  # test images per evaluation, evenly spaced (None: all)
     convention: str | None = None  # the report's headline convention (default: the task's first)
     resamples: int = DEFAULT_RESAMPLES
     level: float = 0.95
@@ -109,7 +110,7 @@ class StudySpec:
     def fingerprint(self) -> str:
         """A hash of what determines the runs (seeds, datasets, experiments, evaluation)."""
         record = {"seeds": self.seeds, "common": self.common, "split": self.split, "tile": self.tile,
-                  "overlap": self.overlap,
+                  "overlap": self.overlap, "max_images": self.max_images,
                   "datasets": {k: [str(d.root), d.prepare, d.source, d.regions] for k, d in self.datasets.items()},
                   "experiments": [[e.name, str(e.config), e.overrides, e.dataset,
                                    [vars(s) for s in e.region_sources]] for e in self.experiments]}
@@ -185,12 +186,13 @@ def load_study(path: str | os.PathLike, *, out: str | os.PathLike) -> StudySpec:
     reference = data.get("reference", experiments[0].name)
     if reference not in [e.name for e in experiments]:
         raise ConfigError(f"study.reference must be one of {[e.name for e in experiments]}, got {reference!r}")
-    ev = _check_keys("evaluate", data.get("evaluate") or {}, ("split", "tile", "overlap"))
+    ev = _check_keys("evaluate", data.get("evaluate") or {}, ("split", "tile", "overlap", "max_images"))
     rep = _check_keys("report", data.get("report") or {}, ("convention", "resamples", "level", "seed", "figures"))
     spec = StudySpec(name=str(data.get("name", path.stem)), path=path, seeds=tuple(seeds), reference=reference,
                      experiments=tuple(experiments), datasets=datasets,
                      common=_str_list("study.common", data.get("common")), split=ev.get("split", "test"),
-                     tile=ev.get("tile", 512) or None, overlap=ev.get("overlap", 32), convention=rep.get("convention"),
+                     tile=ev.get("tile", 512) or None, overlap=ev.get("overlap", 32),
+                     max_images=ev.get("max_images"), convention=rep.get("convention"),
                      resamples=rep.get("resamples", DEFAULT_RESAMPLES), level=rep.get("level", 0.95),
                      bootstrap_seed=rep.get("seed", 0), figures=rep.get("figures", 2))
     if not (isinstance(spec.resamples, int) and spec.resamples >= 100):
