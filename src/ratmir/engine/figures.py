@@ -66,7 +66,7 @@ def comparison_figure(path: str | Path, *, lq: torch.Tensor, outputs: Mapping[st
     h, w = ref.shape[:2]
     top, left, size = inset or choose_inset(ref, size=max(8, min(h, w) // 4))
     cols = len(images)
-    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols + 0.8, 5.6), squeeze=False, layout="constrained")
     for ax, (name, img) in zip(axes[0], images.items()):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="yellow", linewidth=1))
@@ -89,7 +89,7 @@ def comparison_figure(path: str | Path, *, lq: torch.Tensor, outputs: Mapping[st
 
         axes[1, -1].imshow(boundary_overlay(images["LQ"], regions[0].cpu().numpy()))
         axes[1, -1].set_title("regions", fontsize=9)
-    fig.colorbar(shown, ax=list(axes[1]), fraction=0.02, pad=0.01, label="abs. error (display scale)")
+    fig.colorbar(shown, ax=list(axes[1]), shrink=0.9, label="abs. error (display scale)")
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)

@@ -232,7 +232,9 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     ensure_datasets(spec, progress=progress)
     result = StudyResult(out=out)
     if jobs > 1:
-        _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device)
+        for ran, skipped in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):
+            result.ran += ran
+            result.skipped += skipped
     else:
         for i, (experiment, seed) in enumerate(spec.units()):
             if i % count != index:
@@ -248,14 +250,16 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     return result
 
 
-def _job(spec_path: str, out: str, index: int, count: int, threads: int, device: str) -> None:
+def _job(spec_path: str, out: str, index: int, count: int, threads: int, device: str) -> tuple[list, list]:
     import torch
 
     torch.set_num_threads(threads)
-    run_study(spec_path, out=out, shard=(index, count), device=device, report=False, progress=False)
+    done = run_study(spec_path, out=out, shard=(index, count), device=device, report=False, progress=False)
+    return done.ran, done.skipped
 
 
-def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int, device: str) -> None:
+def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int,
+              device: str) -> list[tuple[list, list]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -267,3 +271,4 @@ def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int, 
         errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]
+    return [f.result() for f in futures]
