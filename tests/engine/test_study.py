@@ -155,3 +155,50 @@ def test_paper_configs_use_the_authors_adam_betas() -> None:
 
     for name in ("ct.yaml", "pet.yaml", "pathology.yaml", "ablations/ct_wmsa.yaml", "baselines/ct_redcnn.yaml"):
         assert load_config(CONFIGS / name).optim.betas == (0.5, 0.999), name
+
+
+def test_report_numbers_from_known_scores(tmp_path) -> None:
+    """The report of hand-written per-image scores: method b = a + 1 dB on every image and seed."""
+    import numpy as np
+
+    from ratmir.engine.evaluate import write_csv
+    from ratmir.engine.study import TRAIN_DONE, evaluation_dir, run_dir
+    from ratmir.engine.study_report import write_study_report
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "seeds": [0, 1, 2], "reference": "a", "report": {"resamples": 500, "figures": 0},
+        "experiments": [{"name": "a", "config": str(CONFIGS / "smoke.yaml"), "region_sources": ["dataset", "none"]},
+                        {"name": "b", "config": str(CONFIGS / "smoke.yaml")}]}))
+    out = tmp_path / "out"
+    spec = load_study(spec_path, out=out)
+    rng = np.random.default_rng(0)
+    base = rng.normal(30, 2, (3, 6))  # seeds x images
+    for e in spec.experiments:
+        for s in spec.seeds:
+            (run_dir(out, e.name, s)).mkdir(parents=True)
+            (run_dir(out, e.name, s) / TRAIN_DONE).write_text(json.dumps({"seconds": 60.0}))
+            for source in e.region_sources:
+                shift = {"a": 0.0, "b": 1.0}[e.name] - (0.5 if source.name == "none" else 0.0)
+                rows = [{"name": f"im{i}", "method": m, "convention": "ct_full",
+                         "psnr": base[s, i] + shift if m == "model" else 20.0 + i, "ssim": 0.5, "rmse": 1.0}
+                        for i in range(6) for m in ("model", "input")]
+                folder = evaluation_dir(out, e.name, s, source.name)
+                folder.mkdir(parents=True)
+                write_csv(folder / "per_image.csv", rows)
+                (folder / "summary.json").write_text(json.dumps({"seconds": 30.0}))
+    report = write_study_report(spec, out=out)
+    summary = {(r["method"], r["region_source"]): r for r in csv.DictReader(open(out / "report" / "summary.csv"))}
+    assert float(summary[("a", "dataset")]["psnr_mean"]) == pytest.approx(base.mean())
+    assert float(summary[("a", "dataset")]["psnr_std_seeds"]) == pytest.approx(base.mean(1).std())
+    assert float(summary[("a", "dataset")]["psnr_std_images"]) == pytest.approx(base.mean(0).std())
+    assert float(summary[("input (LQ)", "dataset")]["psnr_mean"]) == pytest.approx(22.5)
+    paired = {(r["method"], r["metric"]): r for r in csv.DictReader(open(out / "report" / "paired.csv"))}
+    b = paired[("b", "psnr")]
+    assert float(b["mean_diff"]) == pytest.approx(1.0) and float(b["ci_low"]) == pytest.approx(1.0)
+    assert float(b["p_value"]) == pytest.approx(2 / 2**6) and b["images_better"] == "6"  # exact, n = 6
+    assert float(paired[("a @ none", "psnr")]["mean_diff"]) == pytest.approx(-0.5)
+    assert float(paired[("b", "ssim")]["p_value"]) == 1.0  # all differences zero
+    text = report.read_text()
+    assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 |" in text
+    assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s

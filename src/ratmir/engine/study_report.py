@@ -210,6 +210,8 @@ def _example_figures(spec: StudySpec, out: Path, folder: Path, *, images: list[s
     from ..restore import restore_image
     from .figures import comparison_figure
 
+    if not images:
+        return []
     seed = spec.seeds[0]
     runs = {e.name: run_dir(out, e.name, seed) for e in spec.experiments}
     roots = {name: json.loads((run / TRAIN_DONE).read_text())["config"]["data"]["root"] for name, run in runs.items()}
