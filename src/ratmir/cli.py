@@ -257,7 +257,10 @@ def study_command(
     device: Annotated[str, typer.Option(help="torch device for evaluation (training: each config's).")] = "cpu",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
-    """Train and evaluate experiments x seeds, then a report with paired statistics (OUT/report/)."""
+    """Train and evaluate experiments x seeds, then a report with paired statistics (OUT/report/).
+
+    Exit code: 1 when a unit failed (the others still ran; rerun to retry), 2 for a bad spec.
+    """
     from .engine import ConfigError
     from .engine.study import run_study
 
@@ -274,6 +277,10 @@ def study_command(
                f"{len(result.missing)} not finished")
     if result.report is not None:
         typer.echo(f"report: {result.report}")
+    for message in result.failed:
+        typer.echo(f"FAILED {message}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command("restore")

@@ -101,8 +101,10 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
             raise RuntimeError("simulated crash")
 
     monkeypatch.setattr(trainer, "atomic_save", crash_after_2)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_study(spec, out=out, progress=False)
+    crashed = run_study(spec, out=out, progress=False)  # the other units are checked, then it goes on
+    assert not crashed.ok and crashed.failed[0].startswith("rat/seed1: RuntimeError: simulated crash")
+    assert crashed.report is None and crashed.missing == ["rat/seed1"]
+    assert "simulated crash" in (out / "runs" / "rat" / "seed1" / "study_error.txt").read_text()
     monkeypatch.setattr(trainer, "atomic_save", real_save)
     again = run_study(spec, out=out, progress=False)
     assert again.ran == ["rat/seed1"]

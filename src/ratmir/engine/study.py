@@ -12,7 +12,8 @@ OUT holds::
 
 Rerunning the same command continues: finished units are skipped (their files are not
 touched), an interrupted training resumes from its last checkpoint, a missing evaluation is
-redone. Units can be split over processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N``
+redone. A unit that raises is listed in ``failed`` (traceback in RUN/study_error.txt) and the
+others go on. Units can be split over processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N``
 runs N local processes; under ``torchrun`` each rank takes a shard and trains alone on its own
 device. The report is written by whichever process finds every unit finished.
 """
@@ -40,6 +41,11 @@ class StudyResult:
     ran: list[str] = field(default_factory=list)  # units trained or evaluated by this call
     skipped: list[str] = field(default_factory=list)  # units already finished
     missing: list[str] = field(default_factory=list)  # units not finished (other shards, or failed)
+    failed: list[str] = field(default_factory=list)  # "unit: error" of units that raised in this call
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
     report: Path | None = None
 
 
@@ -232,15 +238,23 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     ensure_datasets(spec, progress=progress)
     result = StudyResult(out=out)
     if jobs > 1:
-        for ran, skipped in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):
-            result.ran += ran
-            result.skipped += skipped
+        for done in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):
+            result.ran += done.ran
+            result.skipped += done.skipped
+            result.failed += done.failed
     else:
         for i, (experiment, seed) in enumerate(spec.units()):
             if i % count != index:
                 continue
-            ran = run_unit(spec, out, experiment, seed, device=device, progress=progress)
-            (result.ran if ran else result.skipped).append(_unit_name(experiment, seed))
+            name = _unit_name(experiment, seed)
+            try:
+                ran = run_unit(spec, out, experiment, seed, device=device, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - one failed unit must not stop an unattended study
+                result.failed.append(f"{name}: {type(exc).__name__}: {exc}")
+                _write_error(run_dir(out, experiment.name, seed))
+                continue
+            (run_dir(out, experiment.name, seed) / "study_error.txt").unlink(missing_ok=True)
+            (result.ran if ran else result.skipped).append(name)
     result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
     if report and not result.missing:
         from .study_report import write_study_report
@@ -250,16 +264,23 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     return result
 
 
-def _job(spec_path: str, out: str, index: int, count: int, threads: int, device: str) -> tuple[list, list]:
+def _write_error(run: Path) -> None:
+    """The traceback of the exception being handled, into RUN/study_error.txt."""
+    import traceback
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "study_error.txt").write_text(traceback.format_exc())
+
+
+def _job(spec_path: str, out: str, index: int, count: int, threads: int, device: str) -> StudyResult:
     import torch
 
     torch.set_num_threads(threads)
-    done = run_study(spec_path, out=out, shard=(index, count), device=device, report=False, progress=False)
-    return done.ran, done.skipped
+    return run_study(spec_path, out=out, shard=(index, count), device=device, report=False, progress=False)
 
 
 def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int,
-              device: str) -> list[tuple[list, list]]:
+              device: str) -> list[StudyResult]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
