@@ -3,8 +3,9 @@
 Writes into OUT: ``per_image.csv`` (one row per image, method and convention), ``summary.json``
 (mean ± std per method and convention, with what was evaluated), optional ``regions.csv``
 (PSNR inside every region of every image), and ``figures/<name>.png`` (LQ / output / HQ with a
-zoomed inset, errors on one scale, region boundaries; :mod:`ratmir.engine.figures`). The LQ input is scored too (method ``input``), so every table
-shows what the model adds.
+zoomed inset, errors on one scale, region boundaries; :mod:`ratmir.engine.figures`). The LQ
+input is scored too (method ``input``), so every table shows what the model adds. The region
+maps are the dataset's, or another source's (``regions=``, :mod:`ratmir.engine.region_sources`).
 """
 
 from __future__ import annotations
