@@ -12,7 +12,7 @@ from ratmir.engine.study import derive_dataset
 from ratmir.regions import BACKEND_NAMES
 
 
-def test_names_follow_the_backend_registry(monkeypatch) -> None:
+def test_names_follow_the_backend_registry() -> None:
     assert set(BACKEND_NAMES) <= set(region_source_names())
     with pytest.raises(ValueError, match="region source must be one of"):
         parse_region_source("nope")

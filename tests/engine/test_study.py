@@ -121,7 +121,7 @@ def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:
     for text, message in (
         ("seeds: [0, 0]\nexperiments: []", "distinct"),
         ("seeds: [0]\nexperiments: [{name: a, config: nope.yaml}]", "file not found"),
-        (f"seeds: [0]\nexperimnts: []", "did you mean 'experiments'"),
+        ("seeds: [0]\nexperimnts: []", "did you mean 'experiments'"),
         (f"seeds: [0]\nreference: b\nexperiments: [{{name: a, config: {CONFIGS / 'smoke.yaml'}}}]", "reference"),
         (f"seeds: [0]\nexperiments: [{{name: a, config: {CONFIGS / 'smoke.yaml'}, region_sources: [x]}}]",
          "region source must be one of"),

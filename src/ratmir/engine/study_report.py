@@ -216,7 +216,8 @@ def _example_figures(spec: StudySpec, out: Path, folder: Path, *, images: list[s
     runs = {e.name: run_dir(out, e.name, seed) for e in spec.experiments}
     roots = {name: json.loads((run / TRAIN_DONE).read_text())["config"]["data"]["root"] for name, run in runs.items()}
     sets = {name: PairedDataset(root, spec.split) for name, root in roots.items()}
-    models = {name: load_pretrained(run / "model.safetensors", map_location=device).eval() for name, run in runs.items()}
+    models = {name: load_pretrained(run / "model.safetensors", map_location=device).eval()
+              for name, run in runs.items()}
     reference = sets[spec.reference]
     paths = []
     for image in images:
