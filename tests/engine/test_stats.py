@@ -63,6 +63,6 @@ def test_paired_comparison() -> None:
     assert c.ci_low < c.mean_diff < c.ci_high and c.ci_low > 0
     assert c.p_value == pytest.approx(sps.wilcoxon(diff.mean(axis=0)).pvalue)
     assert c.images_better == 29 and c.seeds_better == 3
-    assert c.as_row()["method"] == "a"
+    assert c.as_row()["method"] == "a" and c.verdict == "higher" and c.as_row()["verdict"] == "higher"
     with pytest.raises(ValueError, match="same shape"):
         paired_comparison(ref[:, :3], ref, method="a", reference="b")

@@ -202,5 +202,6 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     assert float(paired[("a @ none", "psnr")]["mean_diff"]) == pytest.approx(-0.5)
     assert float(paired[("b", "ssim")]["p_value"]) == 1.0  # all differences zero
     text = report.read_text()
-    assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 |" in text
+    assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 | higher |" in text
+    assert paired[("a @ none", "psnr")]["verdict"] == "lower" and paired[("b", "ssim")]["verdict"] == "unresolved"
     assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s

@@ -99,8 +99,13 @@ class PairedComparison:
     resamples: int
     level: float
 
+    @property
+    def verdict(self) -> str:
+        """What the interval resolves: ``higher`` / ``lower`` (it excludes 0) or ``unresolved``."""
+        return "higher" if self.ci_low > 0 else "lower" if self.ci_high < 0 else "unresolved"
+
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict}
 
 
 def paired_comparison(method_values: np.ndarray, reference_values: np.ndarray, *, method: str, reference: str,

@@ -103,11 +103,11 @@ def _paired_table(items: list[PairedComparison]) -> list[str]:
     for method in dict.fromkeys(c.method for c in items):
         p, s = by[(method, "psnr")], by[(method, "ssim")]
         rows.append([f"{method} − {p.reference}", _delta(p, 3), f"{p.p_value:.3g}",
-                     f"{p.images_better}/{p.n_images}", f"{p.seeds_better}/{p.n_seeds}", _delta(s, 4),
+                     f"{p.images_better}/{p.n_images}", f"{p.seeds_better}/{p.n_seeds}", p.verdict, _delta(s, 4),
                      f"{s.p_value:.3g}"])
     level = f"{items[0].level:.0%}"
     return markdown_table(["comparison", f"Δ PSNR dB [{level} CI]", "p (Wilcoxon)", "images better",
-                           "seeds better", f"Δ SSIM [{level} CI]", "p (Wilcoxon)"], rows)
+                           "seeds better", "PSNR CI says", f"Δ SSIM [{level} CI]", "p (Wilcoxon)"], rows)
 
 
 def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu") -> Path:
@@ -133,7 +133,7 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
              f"Spec `{spec.path.name}`; {len(spec.experiments)} experiments × seeds {list(spec.seeds)}; "
              f"{len(images)} {spec.split} images (of {len(next(iter(first.values())))} per unit); metric convention "
              f"`{conv}` (all conventions in the CSV files). Compute: {seconds / 60:.1f} min of training and "
-             f"evaluation in total.", "",
+             f"evaluation in total. Command: `ratmir study {spec.path} --out {out.resolve()}`.", "",
              "Mean over seeds and images; ± the std of the per-seed means (seeds) and of the per-image means over "
              "seeds (images).", ""]
     rows = []
@@ -150,7 +150,8 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
     sources = [c for k, cv, c in paired if k == "region_source" and cv == conv]
     note = (f"Paired on the same image and seed; interval: percentile bootstrap over seeds and images "
             f"({spec.resamples} resamples, seed {spec.bootstrap_seed}); p: two-sided Wilcoxon signed-rank test "
-            "over images of the seed-averaged differences (scipy.stats.wilcoxon).")
+            "over images of the seed-averaged differences (scipy.stats.wilcoxon). \"CI says\": higher / lower "
+            "when the interval excludes 0, unresolved otherwise.")
     lines += ["", f"## Differences against {spec.reference}", "", note, "", *_paired_table(methods)]
     if sources:
         lines += ["", "## Test-time region sources (same trained models, other label maps)", "",
