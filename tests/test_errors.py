@@ -14,7 +14,8 @@ from ratmir_testdata import write_tiny_ct_model
 from typer.testing import CliRunner
 
 from ratmir.cli import app
-from ratmir.engine.evaluate import _mean_std, summary_lines
+from ratmir.engine.evaluate import summary_lines
+from ratmir.engine.stats import mean_std
 from ratmir.errors import EXIT_FAILED, EXIT_USAGE, OutputExistsError, UsageError, describe
 from ratmir.io import write_png
 
@@ -198,9 +199,9 @@ def test_nonfinite_scores_are_counted_and_shown(tiny_dataset, tmp_path) -> None:
 
 
 def test_mean_std_counts_nonfinite() -> None:
-    stats = _mean_std([1.0, 3.0, float("inf"), float("nan")])
+    stats = mean_std([1.0, 3.0, float("inf"), float("nan")])
     assert stats == {"mean": 2.0, "std": 1.0, "n": 4, "nonfinite": 2}
-    empty = _mean_std([float("inf")])
+    empty = mean_std([float("inf")])
     assert np.isnan(empty["mean"]) and empty["n"] == 1 and empty["nonfinite"] == 1
-    line = summary_lines({"results": {"model": {"c": {"psnr": stats, "ssim": _mean_std([0.5, 0.5])}}}})[0]
+    line = summary_lines({"results": {"model": {"c": {"psnr": stats, "ssim": mean_std([0.5, 0.5])}}}})[0]
     assert line == " model: c 2.00±1.00 dB / 0.5000 [2 of 4 PSNR values non-finite, not in mean/std]"

@@ -294,6 +294,43 @@ def report_command(
     typer.echo(path.read_text())
 
 
+@app.command("study")
+def study_command(
+    spec: Annotated[Path, typer.Argument(help="Study spec YAML (see configs/studies/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder; rerunning continues where it stopped.")],
+    shard: Annotated[Optional[str], typer.Option(
+        help="I/N: run every N-th unit starting at I (e.g. one per machine); default RANK/WORLD_SIZE or all.")]
+    = None,
+    jobs: Annotated[int, typer.Option(help="Local processes, each with its share of the CPU threads.")] = 1,
+    device: Annotated[str, typer.Option(help="torch device for evaluation (training: each config's).")] = "cpu",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Train and evaluate experiments x seeds, then a report with paired statistics (OUT/report/).
+
+    Exit code: 1 when a unit failed (the others still ran; rerun to retry), 2 for a bad spec.
+    """
+    from .engine import ConfigError
+    from .engine.study import run_study
+
+    try:
+        parts = shard.split("/") if shard else None
+        if parts is not None and (len(parts) != 2 or not all(p.strip().isdigit() for p in parts)):
+            raise ValueError(f"--shard must look like I/N (e.g. 0/2), got {shard!r}")
+        result = run_study(spec, out=out, shard=(int(parts[0]), int(parts[1])) if parts else None, jobs=jobs,
+                           device=device, progress=progress)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"study: {len(result.ran)} unit(s) run, {len(result.skipped)} already finished, "
+               f"{len(result.missing)} not finished")
+    if result.report is not None:
+        typer.echo(f"report: {result.report}")
+    for message in result.failed:
+        typer.echo(f"FAILED {message}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @app.command("restore")
 def restore_command(
     inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM, NIfTI, PNG, TIFF.")],

@@ -9,7 +9,8 @@ from ratmir.engine.config import ConfigError, ExperimentConfig, apply_overrides,
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if "studies" not in p.parts),
+                         ids=lambda p: p.name)  # configs/studies/: study specs (tests/engine/test_study.py)
 def test_shipped_configs_parse(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, ExperimentConfig)

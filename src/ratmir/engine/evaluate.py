@@ -2,9 +2,10 @@
 
 Writes into OUT: ``per_image.csv`` (one row per image, method and convention), ``summary.json``
 (mean ± std per method and convention, with what was evaluated), optional ``regions.csv``
-(PSNR inside every region of every image), and ``figures/<name>.png`` (LQ / output / HQ /
-error / region boundaries). The LQ input is scored too (method ``input``), so every table
-shows what the model adds.
+(PSNR inside every region of every image), and ``figures/<name>.png`` (LQ / output / HQ with a
+zoomed inset, errors on one scale, region boundaries; :mod:`ratmir.engine.figures`). The LQ
+input is scored too (method ``input``), so every table shows what the model adds. The region
+maps are the dataset's, or another source's (``regions=``, :mod:`ratmir.engine.region_sources`).
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from .. import __version__
 from .._checks import check_device, check_positive_int
+from .._files import atomic_path
 from ..conventions import CONVENTIONS, TASK_CONVENTIONS, score
 from ..data import PairedDataset
+from ..data.splits import evenly_spaced
 from ..errors import OutputExistsError
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
 from ..restore import restore_image
-
-DISPLAY = {"ct": "ct_window", "pet": "pet", "pathology": "rgb"}  # convention used for figures
+from .figures import comparison_figure, display_image  # noqa: F401 - display_image: public here too
+from .region_sources import RegionProvider, RegionSourceSpec
+from .stats import mean_std
 
 
 def resolve_weights(path: str | os.PathLike) -> Path:
@@ -39,17 +42,6 @@ def resolve_weights(path: str | os.PathLike) -> Path:
     if not weights.is_file():
         raise FileNotFoundError(f"no model weights at {weights} (expected a RUN folder or a .safetensors file)")
     return weights
-
-
-def _mean_std(values: list[float]) -> dict[str, float]:
-    """Mean and std of the finite values; ``n`` counts every value and ``nonfinite`` those left
-    out (NaN, or PSNR = inf for an output identical to the reference). Without any finite value
-    the mean is NaN."""
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    return {"mean": float(finite.mean()) if finite.size else float("nan"),
-            "std": float(finite.std()) if finite.size else float("nan"), "n": int(arr.size),
-            "nonfinite": int(arr.size - finite.size)}
 
 
 def nonfinite_note(stats: dict[str, Any], *, metric: str) -> str:
@@ -99,11 +91,15 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
              out: str | os.PathLike | None = None, conventions: tuple[str, ...] | None = None,
              tile: int | None = 512, overlap: int = 32, figures: int = 4, region_metrics: bool = False,
              device: str = "cpu", label: str | None = None, progress: bool = True,
-             overwrite: bool = False) -> Path:
+             overwrite: bool = False, regions: RegionSourceSpec = "dataset",
+             max_images: int | None = None) -> Path:
     """Evaluate a model on a prepared dataset; returns the path of ``summary.json``.
 
     ``out`` (default RUN/evaluation) must not hold files yet; ``overwrite`` replaces an earlier
     evaluation there (its files only). Everything is checked before anything is written.
+    ``regions``: where the label maps come from (:mod:`ratmir.engine.region_sources`): the
+    dataset's own (default), a region backend by name, ``shuffled`` or ``shifted``.
+    ``max_images``: score at most this many images of the split, evenly spaced through it.
     """
     if tile is not None:
         check_positive_int("tile", tile)
@@ -118,6 +114,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     _check_out(out, overwrite=overwrite)
     meta = read_metadata(weights)
     dataset = PairedDataset(data, split)
+    provider = RegionProvider(regions, dataset)
     task = dataset.manifest["task"]
     if meta.get("task") not in (None, task):
         raise ValueError(f"{weights} was trained for task {meta['task']!r}; the dataset {data} is {task!r}")
@@ -137,11 +134,13 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     rows: list[dict[str, Any]] = []
     region_rows: list[dict[str, Any]] = []
     scores: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for i in tqdm(range(len(dataset)), desc=f"evaluate {label}", disable=not progress):
+    indices = evenly_spaced(range(len(dataset)), limit=max_images)
+    for n, i in enumerate(tqdm(indices, desc=f"evaluate {label}", disable=not progress)):
         item = dataset[i]
-        lq, hq, regions = item["lq"][None].to(device), item["hq"][None].to(device), item["regions"][None].to(device)
+        lq, hq = item["lq"][None].to(device), item["hq"][None].to(device)
+        labels = provider(i, item)[None].to(device)
         with torch.no_grad():
-            pred = restore_image(model, lq, regions, tile=tile, overlap=overlap).float()
+            pred = restore_image(model, lq, labels, tile=tile, overlap=overlap).float()
         for method, image in (("model", pred), ("input", lq)):
             for conv in conventions:
                 res = score(image, hq, convention=conv, normalisation=norm)
@@ -152,26 +151,29 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
                 for k in ("psnr", "ssim", "rmse"):
                     bucket.setdefault(k, []).append(row[k])
         if region_metrics:
-            for lab, value in region_psnr(pred.clamp(0, 1), hq, regions, data_range=1.0)[0].items():
+            for lab, value in region_psnr(pred.clamp(0, 1), hq, labels, data_range=1.0)[0].items():
                 region_rows.append({"name": item["name"], "label": lab, "psnr": value,
-                                    "pixels": int((regions == lab).sum())})
-        if i < figures:
-            _figure(out / "figures" / f"{item['name']}.png", lq, pred, hq, regions, task=task, norm=norm)
+                                    "pixels": int((labels == lab).sum())})
+        if n < figures:
+            comparison_figure(out / "figures" / f"{item['name']}.png", lq=lq, outputs={label: pred}, hq=hq,
+                              regions=labels, task=task, norm=norm, dpi=80)
 
     write_csv(out / "per_image.csv", rows)
     if region_metrics:
         write_csv(out / "regions.csv", region_rows)
     summary = {
         "label": label, "task": task, "split": split, "dataset": str(Path(data).resolve()),
-        "n_images": len(dataset), "weights": str(weights.resolve()), "architecture": meta["architecture"],
+        "n_images": len(indices), "weights": str(weights.resolve()), "architecture": meta["architecture"],
         "model_config": json.loads(meta["config"]), "tile": tile, "overlap": overlap,
+        "region_source": provider.record(),
         "conventions": {c: CONVENTIONS[c].record(norm) for c in conventions},
-        "results": {m: {c: {k: _mean_std(v) for k, v in per.items()} for c, per in convs.items()}
+        "results": {m: {c: {k: mean_std(v) for k, v in per.items()} for c, per in convs.items()}
                     for m, convs in scores.items()},
         "ratmir_version": __version__,
     }
     path = out / "summary.json"
-    path.write_text(json.dumps(summary, indent=2))
+    with atomic_path(path) as tmp:  # written last and whole: its presence means a finished evaluation
+        tmp.write_text(json.dumps(summary, indent=2))
     return path
 
 
@@ -182,36 +184,3 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def display_image(t: torch.Tensor, *, task: str, norm) -> np.ndarray:
-    """A normalised [1, C, H, W] image as [H, W] or [H, W, 3] in [0, 1] for figures: CT in the
-    [-160, 240] HU window, PET over the declared range, pathology RGB."""
-    conv = CONVENTIONS[DISPLAY[task]]
-    lo, hi = {"ct": (-160.0, 240.0), "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
-    img = ((conv.transform(t.double().cpu(), norm)[0] - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
-    return img[..., 0] if img.shape[-1] == 1 else img
-
-
-def _figure(path: Path, lq, pred, hq, regions, *, task: str, norm) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..regions.overlay import boundary_overlay
-
-    err = (pred - hq).abs()[0].mean(0).cpu().numpy()
-    panels = [("LQ", display_image(lq, task=task, norm=norm)), ("output", display_image(pred, task=task, norm=norm)),
-              ("HQ", display_image(hq, task=task, norm=norm)), ("|output - HQ|", err),
-              ("regions", boundary_overlay(display_image(lq, task=task, norm=norm), regions[0].cpu().numpy()))]
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
-    for ax, (title, img) in zip(axes, panels):
-        is_err = title.startswith("|")
-        ax.imshow(img, cmap="magma" if is_err else "gray", vmin=0, vmax=(float(err.max()) or 1.0) if is_err else 1)
-        ax.set_title(title)
-        ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import write_csv
+from .stats import format_mean_std, markdown_table
 
 
 def find_summary(path: str | os.PathLike) -> Path:
@@ -61,22 +62,21 @@ def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, titl
         convs = list(dict.fromkeys(r["convention"] for r in sub))
         methods = list(dict.fromkeys(r["method"] for r in sub))
         n = max(r["n"] for r in sub)
-        lines += [f"## {task} ({n} test images; PSNR dB / SSIM, mean ± std)", "",
-                  "| method | " + " | ".join(f"{c} PSNR | {c} SSIM" for c in convs) + " |",
-                  "|---|" + "---|---|" * len(convs)]
+        table = []
         for m in methods:
-            cells = []
+            cells = [m]
             for c in convs:
                 r = next((r for r in sub if r["method"] == m and r["convention"] == c), None)
-                cells += ([f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{_flag(r['psnr_nonfinite'])}",
-                           f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f}{_flag(r['ssim_nonfinite'])}"]
+                cells += ([format_mean_std(r["psnr_mean"], r["psnr_std"]) + _flag(r["psnr_nonfinite"]),
+                           format_mean_std(r["ssim_mean"], r["ssim_std"], digits=4) + _flag(r["ssim_nonfinite"])]
                           if r else ["–", "–"])
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            table.append(cells)
+        header = ["method", *(f"{c} {metric}" for c in convs for metric in ("PSNR", "SSIM"))]
+        lines += [f"## {task} ({n} test images; PSNR dB / SSIM, mean ± std)", "", *markdown_table(header, table), ""]
         bad = sum(int(r[k] or 0) for r in sub for k in ("psnr_nonfinite", "ssim_nonfinite"))
         if bad:
-            lines += ["", f"{bad} score(s) marked (k non-finite) were NaN or infinite (e.g. PSNR of an output "
-                          "identical to its reference); they count in the number of images but not in mean ± std."]
-        lines.append("")
+            lines += [f"{bad} score(s) marked (k non-finite) were NaN or infinite (e.g. PSNR of an output "
+                      "identical to its reference); they count in the number of images but not in mean ± std.", ""]
     lines.append("![PSNR](psnr.png)")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

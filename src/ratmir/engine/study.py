@@ -1,0 +1,295 @@
+"""``ratmir study``: a grid of experiments x seeds, trained and evaluated by the engine, then a
+report with paired statistics (:mod:`ratmir.engine.study_report`).
+
+OUT holds::
+
+    study.json                            the spec's path and fingerprint (a rerun must match)
+    datasets/<name>/                      datasets the spec prepares or derives
+    runs/<experiment>/seed<k>/            a RUN folder (``ratmir train``) per unit
+    runs/<experiment>/seed<k>/study_train.json     written when its training finished
+    runs/<experiment>/seed<k>/evaluation/<source>/ ``ratmir evaluate`` output per region source
+    report/                               report.md, summary.csv, paired.csv, differences.png, figures/
+
+Rerunning the same command continues: finished units are skipped (their files are not
+touched), an interrupted training resumes from its last checkpoint, a missing evaluation is
+redone. A unit that raises is listed in ``failed`` (traceback in RUN/study_error.txt) and the
+others go on. Units can be split over processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N``
+runs N local processes; under ``torchrun`` each rank takes a shard and trains alone on its own
+device. The report is written by whichever process finds every unit finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._files import atomic_path
+from .config import ConfigError, load_config, to_dict
+from .study_spec import DatasetSpec, ExperimentSpec, StudySpec, load_study
+
+TRAIN_DONE = "study_train.json"
+
+
+@dataclass
+class StudyResult:
+    out: Path
+    ran: list[str] = field(default_factory=list)  # units trained or evaluated by this call
+    skipped: list[str] = field(default_factory=list)  # units already finished
+    missing: list[str] = field(default_factory=list)  # units not finished (other shards, or failed)
+    failed: list[str] = field(default_factory=list)  # "unit: error" of units that raised in this call
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+    report: Path | None = None
+
+
+def run_dir(out: Path, experiment: str, seed: int) -> Path:
+    return Path(out) / "runs" / experiment / f"seed{seed}"
+
+
+def evaluation_dir(out: Path, experiment: str, seed: int, source: str) -> Path:
+    return run_dir(out, experiment, seed) / "evaluation" / source
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` between processes (POSIX ``flock``; no-op elsewhere)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _single_process() -> Iterator[None]:
+    """Hide torchrun's world from the trainer: each study rank trains its units alone (on its
+    LOCAL_RANK's device)."""
+    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE")}
+    os.environ.update(RANK="0", WORLD_SIZE="1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+# -- datasets -------------------------------------------------------------------------------------
+def ensure_datasets(spec: StudySpec, *, progress: bool = True) -> None:
+    """Prepare or derive every dataset of the spec that does not exist yet (once, under a lock)."""
+    from ..data.layout import DATASET_FILE
+
+    for d in spec.datasets.values():
+        if (d.root / DATASET_FILE).is_file():
+            continue
+        with _locked(d.root.parent / f".{d.name}.lock"):
+            if (d.root / DATASET_FILE).is_file():  # made by another process meanwhile
+                continue
+            if d.prepare is not None:
+                _prepare(d, spec=spec, progress=progress)
+            elif d.source is not None:
+                derive_dataset(spec.datasets[d.source].root, out=d.root, backend=d.regions["backend"],
+                               options=d.regions.get("options") or {}, window=d.regions.get("window"),
+                               progress=progress)
+            else:
+                raise ConfigError(f"dataset {d.name}: no prepared dataset at {d.root}")
+
+
+def _prepare(d: DatasetSpec, *, spec: StudySpec, progress: bool) -> None:
+    from ..data.prepare import PrepareConfig, prepare_dataset
+
+    options = dict(d.prepare)
+    if "sources" in options:
+        options["sources"] = tuple((spec.path.parent / str(p)).resolve() for p in options["sources"])
+    if d.root.exists() and any(d.root.iterdir()):
+        raise ConfigError(f"dataset {d.name}: {d.root} exists but holds no dataset.json; remove it or set 'root'")
+    prepare_dataset(PrepareConfig(out=d.root, progress=progress, **options))
+
+
+def derive_dataset(source: str | os.PathLike, *, out: str | os.PathLike, backend: str, options: dict | None = None,
+                   window: str | None = None, progress: bool = True) -> Path:
+    """A dataset with the images of ``source`` (linked, not copied) and region maps made by
+    ``backend``: the way to train the same model on other regions. Resumable: label maps
+    already made are kept, ``dataset.json`` is written last."""
+    from ..data.layout import DATASET_FILE, read_manifest
+    from ..data.prepare import TASK_FELZENSZWALB_OPTIONS, TASK_WINDOWS
+    from ..regions import RegionsConfig, run_regions
+
+    source, out = Path(source).resolve(), Path(out)
+    manifest = read_manifest(source)
+    task = manifest["task"]
+    window = window or (manifest.get("regions") or {}).get("window") or TASK_WINDOWS[task]
+    options = dict(options or {})
+    if not options and backend == "felzenszwalb":
+        options = dict(TASK_FELZENSZWALB_OPTIONS.get(task, {}))
+    record: dict = {}
+    for split in manifest["splits"]:
+        for kind in ("lq", "hq"):
+            link = out / split / kind
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(source / split / kind, target_is_directory=True)
+        report = run_regions(RegionsConfig(inputs=(out / split / "lq",), out=out / split / "regions", backend=backend,
+                                           backend_options=options, window=window, progress=progress))
+        if report.failures:
+            raise ValueError(f"region maps failed for {len(report.failures)} image(s): "
+                             + "; ".join(m for _, m in report.failures[:3]))
+        first = next((out / split / "regions").glob("*.regions.json"), None)
+        if first is not None:
+            saved = json.loads(first.read_text())
+            record = {"backend": saved["backend"], "settings": saved["settings"], "window": window}
+    derived = {**manifest, "regions": record, "derived_from": str(source)}
+    with atomic_path(out / DATASET_FILE) as tmp:
+        tmp.write_text(json.dumps(derived, indent=1))
+    return out
+
+
+# -- units ----------------------------------------------------------------------------------------
+def _unit_name(experiment: ExperimentSpec, seed: int) -> str:
+    return f"{experiment.name}/seed{seed}"
+
+
+def unit_finished(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int) -> bool:
+    run = run_dir(out, experiment.name, seed)
+    return (run / TRAIN_DONE).is_file() and all(
+        (evaluation_dir(out, experiment.name, seed, s.name) / "summary.json").is_file()
+        for s in experiment.region_sources)
+
+
+def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, *, device: str = "cpu",
+             progress: bool = True) -> bool:
+    """Train (or resume) and evaluate one (experiment, seed); returns False if it was finished."""
+    from .evaluate import evaluate
+    from .trainer import train
+
+    if unit_finished(spec, out, experiment, seed):
+        return False
+    run = run_dir(out, experiment.name, seed)
+    config = load_config(experiment.config, overrides=spec.overrides(experiment, seed))
+    done = run / TRAIN_DONE
+    if not (done.is_file() and json.loads(done.read_text()).get("config") == to_dict(config)):
+        with _single_process():
+            result = train(config, out=run, progress=progress)
+        with atomic_path(done) as tmp:
+            tmp.write_text(json.dumps({"seconds": result.seconds, "iterations": result.iterations,
+                                       "resumed_from": result.resumed_from, "best": result.best,
+                                       "config": to_dict(config)}, indent=1))
+    for source in experiment.region_sources:
+        target = evaluation_dir(out, experiment.name, seed, source.name)
+        if (target / "summary.json").is_file():
+            continue
+        start = time.perf_counter()
+        path = evaluate(run, data=config.data.root, split=spec.split, out=target, tile=spec.tile,
+                        overlap=spec.overlap, figures=0, device=device, label=experiment.name, progress=progress,
+                        regions=source, max_images=spec.max_images)
+        summary = json.loads(path.read_text())
+        summary["seconds"] = time.perf_counter() - start
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+    return True
+
+
+def _check_study_folder(spec: StudySpec, out: Path) -> None:
+    record = out / "study.json"
+    mine = {"spec": str(spec.path), "fingerprint": spec.fingerprint()}
+    with _locked(out / ".study.lock"):
+        if record.is_file():
+            old = json.loads(record.read_text())
+            if old.get("fingerprint") != mine["fingerprint"]:
+                raise ConfigError(f"{out} holds a study made from a different spec ({old.get('spec')}); "
+                                  "use another --out, or delete it to start over")
+        else:
+            with atomic_path(record) as tmp:
+                tmp.write_text(json.dumps(mine, indent=1))
+
+
+def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tuple[int, int] | None = None,
+              jobs: int = 1, device: str = "cpu", report: bool = True, progress: bool = True) -> StudyResult:
+    """Run (or continue) the study of ``spec_path`` in ``out``; see the module docstring.
+
+    ``shard``: (index, count) of the units this process takes; default from ``RANK``/``WORLD_SIZE``
+    (torchrun) or all units. ``jobs``: local processes (each a sub-shard, with its share of the
+    CPU threads). ``report``: write the report when every unit is finished.
+    """
+    from ..regions.batch import shard_from_env
+
+    out = Path(out).resolve()
+    spec = load_study(spec_path, out=out)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    index, count = shard if shard is not None else shard_from_env()
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_study_folder(spec, out)
+    ensure_datasets(spec, progress=progress)
+    result = StudyResult(out=out)
+    if jobs > 1:
+        for done in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):
+            result.ran += done.ran
+            result.skipped += done.skipped
+            result.failed += done.failed
+    else:
+        for i, (experiment, seed) in enumerate(spec.units()):
+            if i % count != index:
+                continue
+            name = _unit_name(experiment, seed)
+            try:
+                ran = run_unit(spec, out, experiment, seed, device=device, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - one failed unit must not stop an unattended study
+                result.failed.append(f"{name}: {type(exc).__name__}: {exc}")
+                _write_error(run_dir(out, experiment.name, seed))
+                continue
+            (run_dir(out, experiment.name, seed) / "study_error.txt").unlink(missing_ok=True)
+            (result.ran if ran else result.skipped).append(name)
+    result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
+    if report and not result.missing:
+        from .study_report import write_study_report
+
+        with _locked(out / ".study.lock"):
+            result.report = write_study_report(spec, out=out, device=device)
+    return result
+
+
+def _write_error(run: Path) -> None:
+    """The traceback of the exception being handled, into RUN/study_error.txt."""
+    import traceback
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "study_error.txt").write_text(traceback.format_exc())
+
+
+def _job(spec_path: str, out: str, index: int, count: int, threads: int, device: str) -> StudyResult:
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_study(spec_path, out=out, shard=(index, count), device=device, report=False, progress=False)
+
+
+def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int,
+              device: str) -> list[StudyResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_job, str(spec.path), str(out), index + count * j, count * jobs, threads, device)
+                   for j in range(jobs)]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]

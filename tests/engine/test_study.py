@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ratmir.cli import app
+from ratmir.engine import ConfigError
+from ratmir.engine.study import run_study
+from ratmir.engine.study_spec import load_study
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY = ["train.iterations=4", "train.val_every=4", "train.checkpoint_every=2", "train.log_every=2"]
+
+
+def write_spec(folder: Path, data_root: Path, **extra) -> Path:
+    spec = {
+        "name": "tiny", "seeds": [0, 1], "reference": "rat",
+        "datasets": {"tiny": {"root": str(data_root)}},
+        "common": TINY,
+        "experiments": [
+            {"name": "rat", "config": str(CONFIGS / "smoke.yaml"), "dataset": "tiny",
+             "region_sources": ["dataset", "none", "shuffled"]},
+            {"name": "dncnn", "config": str(CONFIGS / "smoke.yaml"), "dataset": "tiny",
+             "set": ["model.name=dncnn", "model.options={features: 4, depth: 3}"]},
+        ],
+        "evaluate": {"tile": 0, "max_images": 2},
+        "report": {"resamples": 200, "figures": 1},
+        **extra,
+    }
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in (out / "runs").rglob("*")
+            if p.is_file() and p.suffix in (".safetensors", ".pt", ".json", ".csv")}
+
+
+@pytest.mark.slow  # ~40 s on 2 busy cores: 7 tiny trainings, 13 evaluations, 4 reports
+def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
+    from ratmir_testdata import write_tiny_dataset
+
+    spec = write_spec(tmp_path, write_tiny_dataset(tmp_path / "data", test=3))  # 2 of 3 test images scored
+    out = tmp_path / "study"
+    # two shards, as two machines would run them: the report comes with the last one
+    first = run_study(spec, out=out, shard=(0, 2), progress=False)
+    assert first.ran == ["rat/seed0", "rat/seed1"] and first.report is None
+    assert first.missing == ["dncnn/seed0", "dncnn/seed1"]
+    second = run_study(spec, out=out, shard=(1, 2), progress=False)
+    assert second.ran == ["dncnn/seed0", "dncnn/seed1"] and second.report is not None
+
+    report = out / "report"
+    summary = list(csv.DictReader(open(report / "summary.csv")))
+    # rat, dncnn and the input with the dataset's maps + rat with 2 other sources, x 3 CT conventions
+    assert len(summary) == (3 + 2) * 3
+    assert {(r["method"], r["region_source"]) for r in summary} == {
+        ("rat", "dataset"), ("rat", "none"), ("rat", "shuffled"), ("dncnn", "dataset"), ("input (LQ)", "dataset")}
+    assert all(r["seeds"] == "2" and r["images"] == "2" for r in summary)
+    scored = {r["name"] for r in csv.DictReader(open(out / "runs" / "rat" / "seed0" / "evaluation" / "none" /
+                                                       "per_image.csv"))}
+    assert scored == {"test00", "test02"}  # evenly spaced through the split
+    paired = list(csv.DictReader(open(report / "paired.csv")))
+    # (dncnn, input) vs rat + (none, shuffled) vs dataset maps, x 2 metrics x 3 conventions
+    assert len(paired) == 4 * 2 * 3
+    row = next(r for r in paired if r["method"] == "dncnn" and r["metric"] == "psnr" and r["convention"] == "ct_full")
+    assert float(row["ci_low"]) <= float(row["mean_diff"]) <= float(row["ci_high"]) and row["resamples"] == "200"
+    text = (report / "report.md").read_text()
+    assert "| dncnn − rat |" in text and "| rat @ none − rat @ dataset |" in text and "differences.png" in text
+    assert (report / "differences.png").stat().st_size > 0 and len(list((report / "figures").glob("*.png"))) == 1
+
+    # a rerun touches nothing
+    before = mtimes(out)
+    again = run_study(spec, out=out, progress=False)
+    assert again.ran == [] and len(again.skipped) == 4 and mtimes(out) == before
+
+    # a deleted unit is retrained, alone
+    import shutil
+
+    shutil.rmtree(out / "runs" / "dncnn" / "seed1")
+    again = run_study(spec, out=out, progress=False)
+    assert again.ran == ["dncnn/seed1"] and again.report is not None
+    after = mtimes(out)
+    assert {k: v for k, v in after.items() if not k.startswith("runs/dncnn/seed1")} == \
+        {k: v for k, v in before.items() if not k.startswith("runs/dncnn/seed1")}
+
+    # an interrupted training resumes from its last checkpoint
+    from ratmir.engine import trainer
+
+    shutil.rmtree(out / "runs" / "rat" / "seed1")
+    real_save = trainer.atomic_save
+
+    def crash_after_2(obj, path):
+        real_save(obj, path)
+        if Path(path).name == "last.pt" and obj["iteration"] == 2:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(trainer, "atomic_save", crash_after_2)
+    crashed = run_study(spec, out=out, progress=False)  # the other units are checked, then it goes on
+    assert not crashed.ok and crashed.failed[0].startswith("rat/seed1: RuntimeError: simulated crash")
+    assert crashed.report is None and crashed.missing == ["rat/seed1"]
+    assert "simulated crash" in (out / "runs" / "rat" / "seed1" / "study_error.txt").read_text()
+    monkeypatch.setattr(trainer, "atomic_save", real_save)
+    again = run_study(spec, out=out, progress=False)
+    assert again.ran == ["rat/seed1"]
+    done = json.loads((out / "runs" / "rat" / "seed1" / "study_train.json").read_text())
+    assert done["resumed_from"] == 2 and done["iterations"] == 4
+
+
+def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:
+    spec = write_spec(tmp_path, tiny_dataset)
+    s = load_study(spec, out=tmp_path / "o")
+    assert [f"{e.name}/{seed}" for e, seed in s.units()] == ["rat/0", "dncnn/0", "rat/1", "dncnn/1"]
+    assert s.overrides(s.experiments[0], 1)[-2:] == ["train.seed=1", "name=rat"]
+    bad = tmp_path / "bad.yaml"
+    for text, message in (
+        ("seeds: [0, 0]\nexperiments: []", "distinct"),
+        ("seeds: [0]\nexperiments: [{name: a, config: nope.yaml}]", "file not found"),
+        ("seeds: [0]\nexperimnts: []", "did you mean 'experiments'"),
+        (f"seeds: [0]\nreference: b\nexperiments: [{{name: a, config: {CONFIGS / 'smoke.yaml'}}}]", "reference"),
+        (f"seeds: [0]\nexperiments: [{{name: a, config: {CONFIGS / 'smoke.yaml'}, region_sources: [x]}}]",
+         "region source must be one of"),
+    ):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_study(bad, out=tmp_path / "o")
+    # a study folder made from another spec is refused
+    out = tmp_path / "study"
+    (out).mkdir()
+    (out / "study.json").write_text(json.dumps({"spec": "other.yaml", "fingerprint": "x"}))
+    res = CliRunner().invoke(app, ["study", str(spec), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 2 and "different spec" in res.output
+    res = CliRunner().invoke(app, ["study", str(spec), "--out", str(out), "--shard", "3"])
+    assert res.exit_code == 2 and "I/N" in res.output
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_study_specs_load(path: Path, tmp_path) -> None:
+    from ratmir.engine import load_config
+    from ratmir.regions import BACKEND_NAMES
+
+    if "medsam" in path.read_text() and "medsam" not in BACKEND_NAMES:
+        pytest.skip("this spec needs the medsam region backend (issue 9)")
+    spec = load_study(path, out=tmp_path)
+    assert len(spec.seeds) >= 2 and spec.reference in [e.name for e in spec.experiments]
+    for e in spec.experiments:  # every experiment's config and overrides are valid
+        load_config(e.config, overrides=[o for o in spec.overrides(e, spec.seeds[0]) if not o.startswith("data.root")])
+
+
+def test_paper_configs_use_the_authors_adam_betas() -> None:
+    from ratmir.engine import load_config
+
+    for name in ("ct.yaml", "pet.yaml", "pathology.yaml", "ablations/ct_wmsa.yaml", "baselines/ct_redcnn.yaml"):
+        assert load_config(CONFIGS / name).optim.betas == (0.5, 0.999), name
+
+
+def test_report_numbers_from_known_scores(tmp_path) -> None:
+    """The report of hand-written per-image scores: method b = a + 1 dB on every image and seed."""
+    import numpy as np
+
+    from ratmir.engine.evaluate import write_csv
+    from ratmir.engine.study import TRAIN_DONE, evaluation_dir, run_dir
+    from ratmir.engine.study_report import write_study_report
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "seeds": [0, 1, 2], "reference": "a", "report": {"resamples": 500, "figures": 0},
+        "experiments": [{"name": "a", "config": str(CONFIGS / "smoke.yaml"), "region_sources": ["dataset", "none"]},
+                        {"name": "b", "config": str(CONFIGS / "smoke.yaml")}]}))
+    out = tmp_path / "out"
+    spec = load_study(spec_path, out=out)
+    rng = np.random.default_rng(0)
+    base = rng.normal(30, 2, (3, 6))  # seeds x images
+    for e in spec.experiments:
+        for s in spec.seeds:
+            (run_dir(out, e.name, s)).mkdir(parents=True)
+            (run_dir(out, e.name, s) / TRAIN_DONE).write_text(json.dumps({"seconds": 60.0}))
+            for source in e.region_sources:
+                shift = {"a": 0.0, "b": 1.0}[e.name] - (0.5 if source.name == "none" else 0.0)
+                rows = [{"name": f"im{i}", "method": m, "convention": "ct_full",
+                         "psnr": base[s, i] + shift if m == "model" else 20.0 + i, "ssim": 0.5, "rmse": 1.0}
+                        for i in range(6) for m in ("model", "input")]
+                folder = evaluation_dir(out, e.name, s, source.name)
+                folder.mkdir(parents=True)
+                write_csv(folder / "per_image.csv", rows)
+                (folder / "summary.json").write_text(json.dumps({"seconds": 30.0}))
+    report = write_study_report(spec, out=out)
+    summary = {(r["method"], r["region_source"]): r for r in csv.DictReader(open(out / "report" / "summary.csv"))}
+    assert float(summary[("a", "dataset")]["psnr_mean"]) == pytest.approx(base.mean())
+    assert float(summary[("a", "dataset")]["psnr_std_seeds"]) == pytest.approx(base.mean(1).std())
+    assert float(summary[("a", "dataset")]["psnr_std_images"]) == pytest.approx(base.mean(0).std())
+    assert float(summary[("input (LQ)", "dataset")]["psnr_mean"]) == pytest.approx(22.5)
+    paired = {(r["method"], r["metric"]): r for r in csv.DictReader(open(out / "report" / "paired.csv"))}
+    b = paired[("b", "psnr")]
+    assert float(b["mean_diff"]) == pytest.approx(1.0) and float(b["ci_low"]) == pytest.approx(1.0)
+    assert float(b["p_value"]) == pytest.approx(2 / 2**6) and b["images_better"] == "6"  # exact, n = 6
+    assert float(paired[("a @ none", "psnr")]["mean_diff"]) == pytest.approx(-0.5)
+    assert float(paired[("b", "ssim")]["p_value"]) == 1.0  # all differences zero
+    text = report.read_text()
+    assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 | higher |" in text
+    assert paired[("a @ none", "psnr")]["verdict"] == "lower" and paired[("b", "ssim")]["verdict"] == "unresolved"
+    assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s
