@@ -70,7 +70,7 @@ def test_debug_switch_shows_the_traceback(tmp_path) -> None:
     ("model.name=ratt", ("model.name must be one of", "got 'ratt'", "did you mean 'rat'")),
     ("model.options.widht=8", ("unknown key 'model.options.widht'", "did you mean 'width'")),
     ("model.options.width=0", ("model.options for 'rat'", "width")),
-    ("data.val_split=valid", ("data.val_split is 'valid'", "split must be one of ['test', 'train']")),
+    ("data.val_split=valid", ("data.val_split is 'valid'", "split must be one of ['test', 'train', 'val']")),
     ("data.patch_size=64", ("data.patch_size is 64", "is 32x32")),
     ("data.batch_size=0", ("data.batch_size must be >= 1, got 0",)),
     ("train.iterations=[1", ("override 'train.iterations=[1'", "is not valid YAML")),
@@ -95,7 +95,7 @@ def test_train_on_cuda_without_cuda(tiny_dataset, tmp_path) -> None:
 def test_corrected_rerun_needs_no_force(tiny_dataset, tmp_path) -> None:
     args = ["train", SMOKE, "--out", tmp_path / "run", "--set", f"data.root={tiny_dataset}", "--no-progress",
             "--set", "train.iterations=2", "--set", "train.val_every=2", "--set", "train.checkpoint_every=2"]
-    assert_error(cli(*args, "--set", "data.val_split=val"), 2, "data.val_split is 'val'")
+    assert_error(cli(*args, "--set", "data.val_split=holdout"), 2, "data.val_split is 'holdout'")
     result = cli(*args)
     assert result.exit_code == 0, result.output
     before = snapshot(tmp_path / "run")

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from . import __version__
-from .errors import debug_requested, describe
+from .errors import UsageError, debug_requested, describe
 
 
 class _OneErrorPath(TyperGroup):
@@ -74,7 +74,6 @@ def demo(
     Exit code 2 when a folder in OUT was made with other settings or by another ratmir version.
     """
     from .demo import ALL_TASKS, DemoConfig, earlier_layout, run_demo, run_demos
-    from .engine.config import ConfigError
     from .tasks import TASK_NAMES
 
     config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed)
@@ -82,11 +81,7 @@ def demo(
     if leftovers:
         typer.echo(f"Note: {', '.join(p.name for p in leftovers)} in {out} come from a ratmir without per-task "
                    f"folders; left as they are (delete them if unused), this demo writes to {out}/<task>", err=True)
-    try:
-        path = run_demos(config, tasks=TASK_NAMES) if task == ALL_TASKS else run_demo(config)
-    except (ConfigError, FileExistsError) as exc:  # a folder in OUT that this demo must not reuse
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    path = run_demos(config, tasks=TASK_NAMES) if task == ALL_TASKS else run_demo(config)
     typer.echo(path.read_text())
 
 
@@ -286,11 +281,7 @@ def report_command(
     """Table of mean ± std per method and task (Markdown, CSV) and a PSNR bar plot."""
     from .engine.report import write_report
 
-    try:
-        path = write_report(list(inputs), out=out, title=title)
-    except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    path = write_report(list(inputs), out=out, title=title)
     typer.echo(path.read_text())
 
 
@@ -309,18 +300,13 @@ def study_command(
 
     Exit code: 1 when a unit failed (the others still ran; rerun to retry), 2 for a bad spec.
     """
-    from .engine import ConfigError
     from .engine.study import run_study
 
-    try:
-        parts = shard.split("/") if shard else None
-        if parts is not None and (len(parts) != 2 or not all(p.strip().isdigit() for p in parts)):
-            raise ValueError(f"--shard must look like I/N (e.g. 0/2), got {shard!r}")
-        result = run_study(spec, out=out, shard=(int(parts[0]), int(parts[1])) if parts else None, jobs=jobs,
-                           device=device, progress=progress)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    parts = shard.split("/") if shard else None
+    if parts is not None and (len(parts) != 2 or not all(p.strip().isdigit() for p in parts)):
+        raise UsageError(f"--shard must look like I/N (e.g. 0/2), got {shard!r}")
+    result = run_study(spec, out=out, shard=(int(parts[0]), int(parts[1])) if parts else None, jobs=jobs,
+                       device=device, progress=progress)
     typer.echo(f"study: {len(result.ran)} unit(s) run, {len(result.skipped)} already finished, "
                f"{len(result.missing)} not finished")
     if result.report is not None:

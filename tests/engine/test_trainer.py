@@ -168,10 +168,13 @@ def test_validation_uses_val_and_test_only_with_a_warning(tiny_dataset, tmp_path
     from ratmir.engine.trainer import _validation_set
 
     assert smoke(tiny_dataset).data.val_split == "val"
-    assert _validation_set(str(tiny_dataset), "val").names == ["val00"]
-    assert _validation_set(str(tiny_dataset), "") is None
+    def val_set(split: str):
+        return _validation_set(smoke(tiny_dataset, f"data.val_split={split!r}"))
+
+    assert val_set("val").names == ["val00"]
+    assert val_set("") is None
     with pytest.warns(UserWarning, match="chosen on the test images"):
-        assert _validation_set(str(tiny_dataset), "test").split == "test"
+        assert val_set("test").split == "test"
     manifest = json.loads((tiny_dataset / "dataset.json").read_text())
     del manifest["splits"]["val"]
     (tiny_dataset / "dataset.json").write_text(json.dumps(manifest))
