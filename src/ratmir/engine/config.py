@@ -67,7 +67,8 @@ class TrainConfig:
     amp: str = "none"  # "none" or "bf16"
     ema: float | None = None  # decay of an exponential moving average of the weights
     compile: bool = False
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ... (under torchrun: cuda:LOCAL_RANK)
+    dist_timeout_s: float = 1800.0  # torchrun: a collective waiting longer than this fails
 
 
 @dataclass
@@ -234,5 +235,6 @@ def validate(config: ExperimentConfig) -> None:
         need(getattr(config.train, key) >= 1, f"train.{key} must be >= 1, got {getattr(config.train, key)}")
     need(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
     need(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
+    need(config.train.dist_timeout_s > 0, f"train.dist_timeout_s must be > 0, got {config.train.dist_timeout_s}")
     ema = config.train.ema
     need(ema is None or 0 < ema < 1, f"train.ema must be in (0, 1) or null, got {ema}")

@@ -49,7 +49,7 @@ class TrainResult:
 
 def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, progress: bool = True) -> TrainResult:
     """Train ``config`` into the RUN folder ``out`` (resuming if it holds this run)."""
-    info, device = init_distributed(config.train.device)
+    info, device = init_distributed(config.train.device, timeout_s=config.train.dist_timeout_s)
     try:
         return _Trainer(config, Path(out), info=info, device=device, force=force, progress=progress).run()
     finally:
@@ -214,16 +214,17 @@ class _Trainer:
                            best=self.best, seconds=time.perf_counter() - start)
 
     def _validate(self, writer) -> None:
+        model = self._eval_model()
+        metrics = validate_model(model, self.val_set, device=self.device, amp=self.cfg.train.amp,
+                                 max_images=self.cfg.data.val_max_images, info=self.info)  # sharded over ranks
+        self.model.train()
         if self.info.is_main:
-            model = self._eval_model()
-            metrics = validate_model(model, self.val_set, device=self.device, amp=self.cfg.train.amp,
-                                     max_images=self.cfg.data.val_max_images)
-            self.model.train()
             self._log({"iteration": self.iteration, **{f"val_{k}": v for k, v in metrics.items()}}, writer)
             if self.best is None or metrics["psnr"] > self.best["psnr"]:
-                self.best = {"iteration": self.iteration, **metrics}
                 atomic_save({"iteration": self.iteration, "metrics": metrics, "config": to_dict(self.cfg),
                              "model": model.state_dict()}, self.run_dir / "checkpoints" / "best.pt")
+        if self.best is None or metrics["psnr"] > self.best["psnr"]:  # every rank keeps the same record
+            self.best = {"iteration": self.iteration, **metrics}
         barrier(self.info)
 
     def _save_final(self) -> None:
