@@ -78,3 +78,21 @@ def test_validation_shards_add_up_to_the_whole(tiny_dataset) -> None:
     assert all_reduce_sum([1.5, 2.0], DistInfo(), device=cpu) == [1.5, 2.0]
     with pytest.raises(ValueError, match="validation split is empty"):
         validate_model(model, dataset, device=cpu, max_images=0)
+
+
+def test_run_written_before_dist_timeout_existed_still_resumes(tiny_dataset, tmp_path) -> None:
+    import yaml
+
+    from ratmir.engine import load_config
+    from ratmir.engine.trainer import prepare_run_dir
+
+    run = tmp_path / "run"
+    config = load_config(None, overrides=[f"data.root={tiny_dataset}"])
+    prepare_run_dir(run, config, force=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["train"]["dist_timeout_s"]  # as an older ratmir wrote it
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    prepare_run_dir(run, config, force=False)  # no "different config"
+    changed = load_config(None, overrides=[f"data.root={tiny_dataset}", "train.dist_timeout_s=60"])
+    with pytest.raises(Exception, match=r"train.dist_timeout_s: 1800.0 -> 60.0"):
+        prepare_run_dir(run, changed, force=False)

@@ -30,7 +30,7 @@ from ..data import PairedDataset
 from ..losses import FocalRegionLoss
 from ..models import build_model, save_pretrained
 from .checkpoint import atomic_save, load_checkpoint
-from .config import ConfigError, ExperimentConfig, to_dict
+from .config import ConfigError, ExperimentConfig, _merge, to_dict
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .sampling import ResumableBatchSampler
 from .validation import validate_model
@@ -67,7 +67,8 @@ def prepare_run_dir(run: Path, config: ExperimentConfig, *, force: bool) -> None
     saved = run / "config.yaml"
     resolved = to_dict(config)
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text())
+        # keys added to the config since that run was written count as their defaults
+        old = _merge(to_dict(ExperimentConfig()), yaml.safe_load(saved.read_text()) or {})
         changes = _diff(old, resolved)
         if changes and not force:
             raise ConfigError(
