@@ -153,12 +153,12 @@ def segment_block_lists(seg: Tensor, *, block: int = FLEX_BLOCK) -> tuple[Tensor
         return torch.searchsorted(sorted_ends, values, right=right).to(torch.int32)
 
     lo, hi = find(last, first, False), find(first, last, True)  # j overlaps i iff lo[i] <= j < hi[i]
-    # blocks inside segment s: first[j] == s == last[j]; for a block inside one segment, s = first[i]
-    full_lo = torch.maximum(find(first, first, False), find(last, first, False))
-    full_hi = torch.minimum(find(first, first, True), find(last, first, True))
-    full_hi = torch.where(first == last, torch.maximum(full_hi, full_lo), full_lo)
-    full_lo = torch.where(first == last, full_lo, lo)
-    full_hi = torch.where(first == last, full_hi, lo)
+    # For a block i inside one segment s = first[i] == last[i], the full key blocks are those
+    # inside s too: first[j] == s and last[j] == s, the intersection of two intervals (holding i).
+    # Other blocks have no full key blocks (an empty run at lo).
+    pure = first == last
+    full_lo = torch.where(pure, torch.maximum(find(first, first, False), find(last, first, False)), lo)
+    full_hi = torch.where(pure, torch.minimum(find(first, first, True), find(last, first, True)), lo)
     k = torch.arange(nb, dtype=torch.int32, device=seg.device)
     before = (full_lo - lo)[..., None]  # partial blocks left of the full run, then those right of it
     partial_idx = torch.where(k < before, lo[..., None] + k, full_hi[..., None] + (k - before))
