@@ -1,6 +1,8 @@
-"""One-command check of ratmir on a CUDA GPU; prints one table. Under 8 minutes on one H100.
+"""One-command check of ratmir on a CUDA GPU; prints one table. Sized for < 8 minutes on one H100
+(not yet run on one).
 
-    python benchmarks/gpu_check.py
+    python benchmarks/gpu_check.py                    # everything
+    python benchmarks/gpu_check.py --only train,infer  # some sections (a rerun)
 
 Rows:
 1. equality of the grouped-attention backends (flex, varlen, sparse) with the dense reference
@@ -14,7 +16,7 @@ Rows:
 5. a 1-GPU ``torchrun`` training run (nccl process group, DDP, sharded validation).
 
 Without CUDA it says so and exits 0. Exit status 1 when an equality check or the torchrun run
-fails. ``--cpu-smoke`` runs the same code on the CPU at tiny sizes (to test this script
+fails (a training row that errors counts too). ``--cpu-smoke`` runs the same code on the CPU at tiny sizes (to test this script
 without a GPU; its numbers mean nothing).
 """
 
@@ -283,7 +285,15 @@ def check_torchrun(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="run on the CPU at tiny sizes (tests this script)")
+    parser.add_argument("--only", default="equality,train,infer,regions,torchrun",
+                        help="comma-separated sections to run (default: all)")
     args = parser.parse_args(argv)
+    sections = {"equality": check_equality, "train": check_training, "infer": check_inference,
+                "regions": check_medsam, "torchrun": check_torchrun}
+    chosen = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(sections))
+    if unknown:
+        parser.error(f"--only: unknown section(s) {unknown}; choose from {sorted(sections)}")
     if args.cpu_smoke:
         SIZES.update(side=32, batch=2, latent=8, infer=64, model=32, warmup=1, steps=1)
         device, name = torch.device("cpu"), "CPU (--cpu-smoke: tiny sizes, numbers mean nothing)"
@@ -295,11 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         name = torch.cuda.get_device_name(device)
     print(f"ratmir GPU check on {name}, torch {torch.__version__}", flush=True)
     start = time.perf_counter()
-    check_equality(device)
-    check_training(device)
-    check_inference(device)
-    check_medsam(device)
-    check_torchrun(device)
+    for section in chosen:
+        sections[section](device)
     print(f"\nratmir GPU check: {name}, torch {torch.__version__}, {time.perf_counter() - start:.0f} s")
     widths = [max(len(r[i]) for r in ROWS + [("section", "case", "result", "detail")]) for i in range(4)]
     for r in [("section", "case", "result", "detail"), tuple("-" * w for w in widths), *ROWS]:
