@@ -15,3 +15,21 @@ def test_layernorm2d_matches_layer_norm_and_gradcheck() -> None:
     ref = F.layer_norm(x.permute(0, 2, 3, 1), (5,), ln.weight, ln.bias, 1e-6).permute(0, 3, 1, 2)
     torch.testing.assert_close(ln(x), ref)
     assert torch.autograd.gradcheck(lambda a, w, b: _LayerNorm2dFunction.apply(a, w, b, 1e-6), (x, ln.weight, ln.bias))
+
+
+def test_layernorm2d_computes_in_float32_for_bf16_inputs() -> None:
+    """A bf16 input far from zero mean: statistics in bf16 would be off by a quarter of the std
+    (bf16's step at 100 is 0.5); computed in float32 the result is the float32 one, rounded."""
+    ln = LayerNorm2d(16)
+    x = (100 + torch.randn(2, 16, 5, 5)).to(torch.bfloat16).requires_grad_()
+    x32 = x.detach().float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ln(x)
+    ref = ln(x32)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=1e-2)
+    grad = torch.randn_like(ref)
+    (gx,) = torch.autograd.grad(out, x, grad.to(torch.bfloat16))
+    (gx_ref,) = torch.autograd.grad(ref, x32, grad)
+    assert gx.dtype == torch.bfloat16
+    torch.testing.assert_close(gx.float(), gx_ref, atol=2e-2, rtol=2e-2)

@@ -162,3 +162,35 @@ def test_checkpointing_gives_the_same_gradients() -> None:
         m(x, r).square().mean().backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_bf16_autocast_training_step_close_to_float32() -> None:
+    """One training step's loss and gradients (focal region loss, as `ratmir train`) under bf16
+    autocast stay within 1% (loss) and 10% (norm of each parameter's gradient error, relative
+    to that gradient's norm; 5% over all parameters together) of float32. Measured: 0.05% and
+    at most 5.7% (2.6% overall); bf16 keeps 8 significant bits, so a few % is its resolution."""
+    from ratmir.losses import FocalRegionLoss
+
+    torch.manual_seed(0)
+    model = _perturbed(width=16)
+    x, r = torch.rand(2, 1, 32, 32), _regions(2, 32, 32)
+    target = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    loss_fn = FocalRegionLoss()
+
+    def step(amp: bool) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            pred = model(x, r)
+        loss = loss_fn(pred.float(), target, r)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    loss32, grads32 = step(False)
+    loss16, grads16 = step(True)
+    assert abs(loss16 - loss32) <= 0.01 * abs(loss32)
+    errors = {name: float((g16 - g32).norm() / g32.norm().clamp_min(1e-12))
+              for (name, _), g16, g32 in zip(model.named_parameters(), grads16, grads32)}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 0.1, (worst, errors[worst])
+    total = torch.cat([(a - b).flatten() for a, b in zip(grads16, grads32)]).norm()
+    assert total < 0.05 * torch.cat([g.flatten() for g in grads32]).norm()

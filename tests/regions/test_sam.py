@@ -115,3 +115,26 @@ def test_cli_error_is_one_line(monkeypatch, tmp_path, real_ct_path):
     result = CliRunner().invoke(app, ["regions", str(real_ct_path), "--out", str(tmp_path), "--backend", "sam",
                                       "--sam-checkpoint", str(tmp_path / "missing.pth")])
     assert result.exit_code == 2 and "missing.pth does not exist" in result.output
+
+
+def test_checkpoint_is_checked_at_once_but_loaded_on_first_image(monkeypatch, tmp_path, tiny_sam):
+    """`regions --workers N`: the parent builds the backend (checks, settings) and hands files to
+    workers; it must not load SAM itself (one copy per worker on the GPU is enough)."""
+    import segment_anything
+
+    from tiny_sam import build_tiny_sam
+
+    path = tmp_path / "tiny.pth"
+    torch.save(tiny_sam.state_dict(), path)
+    monkeypatch.setitem(sam_module._EMBED_WIDTH, 32, "vit_b")
+    builds = []
+    monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", lambda: builds.append(1) or build_tiny_sam(seed=1))
+    backend = SamBackend(checkpoint=path, device="cpu", **GENEROUS)
+    assert backend.settings()["weights"].startswith("file-sha256:")
+    assert builds == []  # what the parent of the workers does: no model built
+    backend.segment(np.random.default_rng(0).random((40, 40)).astype(np.float32))
+    backend.segment(np.random.default_rng(1).random((40, 40)).astype(np.float32))
+    assert builds == [1]
+    with pytest.raises(ValueError, match="holds an unknown SAM variant"):  # still checked at once
+        torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(7, 3, 1, 1)}, tmp_path / "odd.pth")
+        SamBackend(checkpoint=tmp_path / "odd.pth", device="cpu")

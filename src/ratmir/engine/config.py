@@ -69,7 +69,8 @@ class TrainConfig:
     amp: str = "none"  # "none" or "bf16"
     ema: float | None = None  # decay of an exponential moving average of the weights
     compile: bool = False
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ... (under torchrun: cuda:LOCAL_RANK)
+    dist_timeout_s: float = 1800.0  # torchrun: a collective waiting longer than this fails
 
 
 @dataclass
@@ -244,6 +245,7 @@ def validate(config: ExperimentConfig) -> None:
     need(config.optim.lr_min >= 0, f"optim.lr_min must be >= 0, got {config.optim.lr_min}")
     clip = config.optim.grad_clip
     need(clip is None or clip > 0, f"optim.grad_clip must be > 0 or null, got {clip}")
+    need(config.train.dist_timeout_s > 0, f"train.dist_timeout_s must be > 0, got {config.train.dist_timeout_s}")
     ema = config.train.ema
     need(ema is None or 0 < ema < 1, f"train.ema must be in (0, 1) or null, got {ema}")
     d = config.data

@@ -32,7 +32,7 @@ from ..data.layout import image_shape
 from ..losses import FocalRegionLoss
 from ..models import build_model, save_pretrained
 from .checkpoint import atomic_save, load_checkpoint
-from .config import ConfigError, ExperimentConfig, to_dict, validate
+from .config import ConfigError, ExperimentConfig, _merge, to_dict, validate
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .sampling import ResumableBatchSampler
 from .validation import validate_model
@@ -55,7 +55,7 @@ def train(config: ExperimentConfig, *, out: str | Path, force: bool = False, pro
     The whole config is checked (values, model options, dataset, splits, patch size, device)
     before anything is written into ``out``; a problem raises :class:`ConfigError`."""
     validate(config)
-    info, device = init_distributed(config.train.device)
+    info, device = init_distributed(config.train.device, timeout_s=config.train.dist_timeout_s)
     try:
         return _Trainer(config, Path(out), info=info, device=device, force=force, progress=progress).run()
     finally:
@@ -90,7 +90,8 @@ def prepare_run_dir(run: Path, config: ExperimentConfig, *, force: bool) -> None
     saved = run / "config.yaml"
     resolved = to_dict(config)
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text())
+        # keys added to the config since that run was written count as their defaults
+        old = _merge(to_dict(ExperimentConfig()), yaml.safe_load(saved.read_text()) or {})
         changes = _diff(old, resolved)
         if changes and not force:
             raise ConfigError(
@@ -261,16 +262,17 @@ class _Trainer:
                            best=self.best, seconds=time.perf_counter() - start)
 
     def _validate(self, writer) -> None:
+        model = self._eval_model()
+        metrics = validate_model(model, self.val_set, device=self.device, amp=self.cfg.train.amp,
+                                 max_images=self.cfg.data.val_max_images, info=self.info)  # sharded over ranks
+        self.model.train()
         if self.info.is_main:
-            model = self._eval_model()
-            metrics = validate_model(model, self.val_set, device=self.device, amp=self.cfg.train.amp,
-                                     max_images=self.cfg.data.val_max_images)
-            self.model.train()
             self._log({"iteration": self.iteration, **{f"val_{k}": v for k, v in metrics.items()}}, writer)
             if self.best is None or metrics["psnr"] > self.best["psnr"]:
-                self.best = {"iteration": self.iteration, **metrics}
                 atomic_save({"iteration": self.iteration, "metrics": metrics, "config": to_dict(self.cfg),
                              "model": model.state_dict()}, self.run_dir / "checkpoints" / "best.pt")
+        if self.best is None or metrics["psnr"] > self.best["psnr"]:  # every rank keeps the same record
+            self.best = {"iteration": self.iteration, **metrics}
         barrier(self.info)
 
     def _save_final(self) -> None:

@@ -17,14 +17,19 @@ Backends (``attention_backend``):
 
 - ``"sparse"``: the segment computation above, pure PyTorch, forward and backward everywhere.
 - ``"dense"``: the reference computation (additive mask), for verification and small inputs.
-- ``"flex"``: FlexAttention (compiled) with a block mask over the sorted tokens; the natural
-  kernel on CUDA. This torch has no FlexAttention backward on CPU.
-- ``"auto"``: ``"flex"`` on CUDA when FlexAttention is importable, else ``"sparse"``.
+- ``"varlen"``: flash attention over the segments as packed sequences (CUDA, fp16/bf16).
+- ``"flex"``: FlexAttention (compiled on CUDA) with a per-image block mask built from the
+  segment offsets (see :mod:`ratmir.models.fused_attention`).
+- ``"auto"``: chosen per call: on CUDA ``"varlen"`` for fp16/bf16 inputs (e.g. under bf16
+  autocast), else ``"flex"``; ``"sparse"`` on other devices. A fused backend that cannot run
+  an input (e.g. flex with a head dimension below 16, as the demo RAT's 8) falls back to
+  ``"sparse"`` with one warning. None of them builds an N x N mask.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BACKENDS = ("auto", "sparse", "dense", "flex")
+from . import fused_attention
+
+BACKENDS = ("auto", "sparse", "dense", "flex", "varlen")
 
 # Padded capacities for short segments: at most ~1.5x padding in length.
 _BUCKET_CAPACITIES = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256])
@@ -58,7 +65,7 @@ class TokenGroups:
         perm: [B*N] token order sorted by segment (flat index b * N + n).
         inverse: [B*N] inverse of ``perm``.
         chunks: runs of the sorted order processed by one SDPA call each.
-        segment_ids: [B*N] segment index of each token in sorted order (for FlexAttention).
+        segment_ids: [B*N] segment index of each token in sorted order (non-decreasing).
     """
 
     labels: Tensor
@@ -169,29 +176,48 @@ def grouped_attention(
         q, k, v: [B, heads, N, D].
         groups: from :func:`plan_groups` on labels [B, N].
         scale: logit scale (the reference uses ``num_heads ** -0.5``).
-        backend: ``"sparse"``, ``"dense"`` or ``"flex"`` (resolve ``"auto"`` with
-            :func:`resolve_backend` first).
+        backend: one of ``BACKENDS`` (``"auto"`` is resolved per call from q's device and
+            dtype).
         mask_value: additive logit for cross-group pairs in the ``"dense"`` backend.
 
     Returns:
         [B, heads, N, D].
     """
+    if backend == "auto":
+        backend = resolve_backend(backend, q.device, dtype=q.dtype)
+    if backend in ("flex", "varlen"):
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        reason = fused_attention.unsupported_reason(backend, device=q.device, dtype=q.dtype, head_dim=q.shape[-1],
+                                                    needs_grad=needs_grad)
+        if reason is not None:
+            _warn_fallback(backend, reason)
+            backend = "sparse"
     if backend == "sparse":
         return _sparse(q, k, v, groups, scale=scale)
     if backend == "dense":
         return _dense(q, k, v, groups.labels, scale=scale, mask_value=mask_value)
     if backend == "flex":
-        return _flex(q, k, v, groups, scale=scale)
-    raise ValueError(f"backend must be one of ('sparse', 'dense', 'flex'), got {backend!r}")
+        return fused_attention.flex_grouped(q, k, v, groups, scale=scale)
+    if backend == "varlen":
+        return fused_attention.varlen_grouped(q, k, v, groups, scale=scale)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """Map ``"auto"`` to the fastest exact backend for ``device``."""
+def resolve_backend(backend: str, device: torch.device, *, dtype: torch.dtype = torch.float32) -> str:
+    """Map ``"auto"`` to the exact backend for inputs of ``dtype`` on ``device`` (see the module
+    docstring); other names are returned as they are."""
     if backend != "auto":
         return backend
-    if device.type == "cuda" and _flex_attention() is not None:
-        return "flex"
-    return "sparse"
+    if device.type != "cuda":
+        return "sparse"
+    return "varlen" if dtype in (torch.float16, torch.bfloat16) else "flex"
+
+
+@functools.cache
+def _warn_fallback(backend: str, reason: str) -> None:
+    """Warn once per process and reason that ``backend`` fell back to the sparse path."""
+    warnings.warn(f"attention backend {backend!r} cannot run this input ({reason}); using the exact "
+                  "'sparse' backend instead", RuntimeWarning, stacklevel=4)
 
 
 def _to_tokens(t: Tensor) -> Tensor:
@@ -233,37 +259,3 @@ def _dense(q: Tensor, k: Tensor, v: Tensor, labels: Tensor, *, scale: float, mas
     bias = torch.zeros(same.shape, dtype=q.dtype, device=q.device).masked_fill_(~same, mask_value)
     attn = (q @ k.transpose(-2, -1)) * scale + bias[:, None]
     return attn.softmax(dim=-1) @ v
-
-
-@functools.cache
-def _flex_attention():
-    """The compiled FlexAttention function and block-mask builder, or None if unavailable."""
-    try:
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-    except ImportError:  # pragma: no cover - torch without FlexAttention
-        return None
-    # dynamic=None: after a shape change, recompile once with dynamic shapes instead of per size
-    return torch.compile(flex_attention), create_block_mask
-
-
-def _flex(q: Tensor, k: Tensor, v: Tensor, groups: TokenGroups, *, scale: float) -> Tensor:
-    """FlexAttention over all B*N tokens sorted by segment, with a block-diagonal block mask."""
-    funcs = _flex_attention()
-    if funcs is None:  # pragma: no cover
-        raise RuntimeError("attention_backend='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
-    flex, create_block_mask = funcs
-    b, h, n, d = q.shape
-    seg = groups.segment_ids
-
-    def same_segment(_b, _h, qi, ki):
-        return seg[qi] == seg[ki]
-
-    block_mask = groups.cache.get("flex_block_mask")
-    if block_mask is None:  # built once per forward pass, shared by every layer
-        total = b * n
-        block_mask = create_block_mask(same_segment, 1, 1, total, total, device=q.device)
-        groups.cache["flex_block_mask"] = block_mask
-    xs = [_to_tokens(t).index_select(0, groups.perm).transpose(0, 1)[None] for t in (q, k, v)]
-    out = flex(*xs, block_mask=block_mask, scale=scale)  # [1, H, B*N, D]
-    out = out[0].transpose(0, 1).index_select(0, groups.inverse)
-    return out.reshape(b, n, h, d).permute(0, 2, 1, 3)

@@ -8,23 +8,31 @@ from torch import Tensor, nn
 
 class _LayerNorm2dFunction(torch.autograd.Function):
     """Channel LayerNorm on [B, C, H, W] that saves only the normalised tensor and 1/std for
-    backward (autograd of the plain formula keeps several full-size intermediates)."""
+    backward (autograd of the plain formula keeps several full-size intermediates).
+
+    Computed in float32 (or float64) whatever the input dtype (as autocast runs ``layer_norm``): a bf16
+    input is cast up, normalised, and the result cast back to bf16; the gradient likewise.
+    Float32 inputs are computed exactly as before (the casts are no-ops)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-        mu = x.mean(1, keepdim=True)
-        centred = x - mu
+        x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays float64
+        mu = x32.mean(1, keepdim=True)
+        centred = x32 - mu
         rstd = (centred.square().mean(1, keepdim=True) + eps).rsqrt()
         y = centred.mul_(rstd)
         ctx.save_for_backward(y, rstd, weight)
-        return torch.addcmul(bias.view(1, -1, 1, 1), y, weight.view(1, -1, 1, 1))
+        out = torch.addcmul(bias.to(y.dtype).view(1, -1, 1, 1), y, weight.to(y.dtype).view(1, -1, 1, 1))
+        return out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         y, rstd, weight = ctx.saved_tensors
-        g = grad * weight.view(1, -1, 1, 1)
+        grad32 = grad.to(y.dtype)
+        g = grad32 * weight.to(y.dtype).view(1, -1, 1, 1)
         gx = rstd * (g - y * (g * y).mean(1, keepdim=True) - g.mean(1, keepdim=True))
-        return gx, (grad * y).sum((0, 2, 3)), grad.sum((0, 2, 3)), None
+        gw, gb = (grad32 * y).sum((0, 2, 3)), grad32.sum((0, 2, 3))
+        return gx.to(grad.dtype), gw.to(weight.dtype), gb.to(weight.dtype), None
 
 
 class LayerNorm2d(nn.Module):

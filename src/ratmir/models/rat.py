@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_positive_int
 from .attention import RegionAttention, WindowAttention
 from .base import RestorationModel, pad_to_multiple
-from .grouped_attention import BACKENDS, TokenGroups, plan_groups, resolve_backend
+from .grouped_attention import BACKENDS, TokenGroups, plan_groups
 from .layers import ConvMLP, LayerNorm2d
 from .unet import build_decoder, build_encoder, maybe_checkpoint, run_unet
 
@@ -79,7 +79,7 @@ class RAT(RestorationModel):
         mask_value: additive logit across regions in the dense backend (the reference's -1000).
         attention: first sub-layer of each RAT layer: ``"region"`` (R-MSA), ``"window"``
             (W-MSA) or ``"global"`` (full MSA) -- the paper's Table 4 ablation.
-        attention_backend: ``"auto"``, ``"sparse"``, ``"dense"`` or ``"flex"`` (see
+        attention_backend: ``"auto"``, ``"sparse"``, ``"dense"``, ``"flex"`` or ``"varlen"`` (see
             :mod:`ratmir.models.grouped_attention`).
         checkpointing: recompute each NAFBlock and RAT layer during backward instead of storing
             its activations (activation checkpointing): a fraction of the training memory for
@@ -173,8 +173,7 @@ class RAT(RestorationModel):
         h, w = x.shape[-2:]
         inp, pad_h, pad_w = pad_to_multiple(x, self.size_multiple)
         groups = self._groups(regions, x.shape[0], h, w, pad_h, pad_w)
-        backend = resolve_backend(self.attention_backend, x.device)
-
+        backend = self.attention_backend  # "auto": chosen per call from the device and dtype
 
         def middle(z: Tensor) -> Tensor:
             shortcut = z

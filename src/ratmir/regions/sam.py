@@ -62,15 +62,9 @@ def _read_state_dict(path: Path) -> dict:
     return state
 
 
-def load_sam_model(*, checkpoint: str | os.PathLike | None, model_type: str = "vit_b",
-                   device: str | torch.device | None = None) -> torch.nn.Module:
-    """Build SAM ``model_type`` and load its weights from a local checkpoint (or the env variable).
-
-    Raises ValueError, in one line saying how to provide a checkpoint, when none is configured,
-    the file is missing or unreadable, or it holds another model type.
-    """
-    from segment_anything import sam_model_registry
-
+def _checked_state(checkpoint: str | os.PathLike | None, model_type: str) -> tuple[Path, dict]:
+    """The configured checkpoint's path and state dict (memory-mapped when possible), after
+    checking that it exists, is a SAM checkpoint and holds ``model_type``."""
     check_choice("sam_model_type", model_type, SAM_MODEL_TYPES)
     path = configured_checkpoint(checkpoint)
     if path is None:
@@ -85,6 +79,19 @@ def load_sam_model(*, checkpoint: str | os.PathLike | None, model_type: str = "v
         what = found if found else f"an unknown SAM variant (embedding width {width})"
         hint = f"pass --sam-model-type {found}" if found else HOW_TO_PROVIDE
         raise ValueError(f"SAM checkpoint {path} holds {what}, not {model_type}: {hint}")
+    return path, state
+
+
+def load_sam_model(*, checkpoint: str | os.PathLike | None, model_type: str = "vit_b",
+                   device: str | torch.device | None = None) -> torch.nn.Module:
+    """Build SAM ``model_type`` and load its weights from a local checkpoint (or the env variable).
+
+    Raises ValueError, in one line saying how to provide a checkpoint, when none is configured,
+    the file is missing or unreadable, or it holds another model type.
+    """
+    from segment_anything import sam_model_registry
+
+    path, state = _checked_state(checkpoint, model_type)
     model = sam_model_registry[model_type]()
     try:
         model.load_state_dict(state)
@@ -119,6 +126,8 @@ class SamBackend:
         model: a ready ``segment_anything.modeling.Sam`` instead of a checkpoint (e.g. a small
             model for tests); its weights are fingerprinted for the up-to-date check.
         device: where SAM runs; default the (local-rank) GPU if any, else the CPU.
+            A checkpoint is checked at once but loaded (and moved to the device) on the first
+            image only, so a parent process that hands files to workers never holds a copy.
         points_per_side, pred_iou_thresh, stability_score_thresh, box_nms_thresh,
         crop_n_layers, min_mask_region_area, points_per_batch: passed to
         ``SamAutomaticMaskGenerator`` (its defaults); ``min_mask_region_area > 0`` needs OpenCV.
@@ -141,7 +150,6 @@ class SamBackend:
         min_mask_region_area: int = 0,
         points_per_batch: int = 64,
     ) -> None:
-        from segment_anything import SamAutomaticMaskGenerator
         from segment_anything.modeling import Sam
 
         self.model_type = check_choice("sam_model_type", model_type, SAM_MODEL_TYPES)
@@ -162,13 +170,13 @@ class SamBackend:
             if not isinstance(model, Sam):
                 raise TypeError(f"model must be a segment_anything.modeling.Sam, got {type(model).__name__}")
             self._checkpoint: Path | None = None
-            self.model = model.to(device if device is not None else model.device).eval()
+            self._model: torch.nn.Module | None = model.to(device if device is not None else model.device).eval()
         else:
-            self._checkpoint = configured_checkpoint(checkpoint)
-            self.model = load_sam_model(checkpoint=checkpoint, model_type=self.model_type, device=device)
+            self._checkpoint, _ = _checked_state(checkpoint, self.model_type)  # fail fast, load later
+            self._model = None
+        self._device = device
         self._fingerprint: str | None = None
-        self._generator = SamAutomaticMaskGenerator(
-            self.model,
+        self._generator_options = dict(
             points_per_side=self.points_per_side,
             points_per_batch=points_per_batch,
             pred_iou_thresh=self.pred_iou_thresh,
@@ -178,6 +186,21 @@ class SamBackend:
             min_mask_region_area=self.min_mask_region_area,
             output_mode="binary_mask",
         )
+        self._generator = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The SAM model, loaded from the checkpoint on first use."""
+        if self._model is None:
+            self._model = load_sam_model(checkpoint=self._checkpoint, model_type=self.model_type, device=self._device)
+        return self._model
+
+    def _mask_generator(self):
+        if self._generator is None:
+            from segment_anything import SamAutomaticMaskGenerator
+
+            self._generator = SamAutomaticMaskGenerator(self.model, **self._generator_options)
+        return self._generator
 
     def _weights_fingerprint(self) -> str:
         if self._fingerprint is None:  # computed once, only when a run needs it
@@ -202,7 +225,7 @@ class SamBackend:
 
     def masks(self, image01: np.ndarray) -> list[dict[str, Any]]:
         """The generator's raw mask records for an image in [0, 1]."""
-        return self._generator.generate(to_uint8_rgb(check_unit_image(image01)))
+        return self._mask_generator().generate(to_uint8_rgb(check_unit_image(image01)))
 
     def segment(self, image01: np.ndarray) -> np.ndarray:
         return masks_to_label_map(self.masks(image01), shape=image01.shape[:2])
