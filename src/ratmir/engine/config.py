@@ -188,20 +188,27 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML experiment as a dict; a top-level ``base: other.yaml`` (relative to this file) is
-    read first and this file's keys are merged over it, section by section."""
-    path = path.resolve()
-    if path in _seen:
-        raise ConfigError(f"config 'base' chain loops: {' -> '.join(map(str, (*_seen, path)))}")
+def read_yaml_mapping(path: Path, *, what: str = "config file") -> dict[str, Any]:
+    """The YAML mapping in ``path`` (empty file: {}); a missing file, a YAML error or another
+    top-level type is a ConfigError naming the file."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML experiment as a dict; a top-level ``base: other.yaml`` (relative to this file) is
+    read first and this file's keys are merged over it, section by section."""
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"config 'base' chain loops: {' -> '.join(map(str, (*_seen, path)))}")
+    data = read_yaml_mapping(path)
     root = (data.get("data") or {}).get("root") if isinstance(data.get("data"), dict) else None
     if root and not Path(root).is_absolute():  # relative to the file that names it
         data["data"]["root"] = str((path.parent / root).resolve())

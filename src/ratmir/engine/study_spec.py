@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from .config import ConfigError
+from .config import ConfigError, read_yaml_mapping
 from .region_sources import RegionSource, parse_region_source
 from .stats import DEFAULT_RESAMPLES
 
@@ -123,12 +122,7 @@ _TOP = ("name", "seeds", "reference", "datasets", "common", "experiments", "regi
 def load_study(path: str | os.PathLike, *, out: str | os.PathLike) -> StudySpec:
     """Read and check a study spec; datasets without a 'root' live under ``out/datasets``."""
     path = Path(path).resolve()
-    if not path.is_file():
-        raise ConfigError(f"study spec not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    data = read_yaml_mapping(path, what="study spec")
     _check_keys("study", data, _TOP, required=("seeds", "experiments"))
     here, out = path.parent, Path(out).resolve()
 
