@@ -149,7 +149,7 @@ class MedsamBackend:
         self,
         *,
         checkpoint: str | os.PathLike | None = None,
-        fz_scales: tuple[float, ...] | list[float] = (100.0, 400.0),
+        fz_scales: tuple[float, ...] | list[float] = (200.0,),
         fz_sigma: float = 0.8,
         grid_divisions: tuple[int, ...] | list[int] = (),
         min_area_fraction: float = 0.001,
