@@ -22,6 +22,7 @@ def test_label_boxes_and_min_area():
     labels[7, 0] = 3  # 1 px: dropped
     boxes = label_boxes(labels, min_area=2)
     assert boxes.tolist() == [[0, 0, 8, 8], [5, 2, 8, 4]]
+    assert label_boxes(labels, min_area=2, max_area=10).tolist() == [[5, 2, 8, 4]]  # label 1 (57 px) too big
 
 
 def test_oversegment_boxes_find_a_bright_square():

@@ -37,29 +37,31 @@ def grid_boxes(*, height: int, width: int, divisions: Sequence[int]) -> Tensor:
     return _as_boxes(rows)
 
 
-def label_boxes(labels: np.ndarray, *, min_area: int) -> Tensor:
-    """Bounding boxes of the labels (>= 1) of ``labels`` that have at least ``min_area`` pixels."""
+def label_boxes(labels: np.ndarray, *, min_area: int, max_area: int | None = None) -> Tensor:
+    """Bounding boxes of the labels (>= 1) of ``labels`` with ``min_area`` to ``max_area`` pixels."""
     from scipy import ndimage
 
     areas = np.bincount(labels.ravel())
     rows = []
     for index, found in enumerate(ndimage.find_objects(labels), start=1):
-        if found is not None and areas[index] >= min_area:
+        if found is not None and areas[index] >= min_area and (max_area is None or areas[index] <= max_area):
             ys, xs = found
             rows.append([xs.start, ys.start, xs.stop, ys.stop])
     return _as_boxes(rows)
 
 
-def oversegment_boxes(image01: np.ndarray, *, scales: Sequence[float], sigma: float, min_area: int) -> Tensor:
+def oversegment_boxes(image01: np.ndarray, *, scales: Sequence[float], sigma: float, min_area: int,
+                      max_area: int | None = None) -> Tensor:
     """Boxes of the felzenszwalb segments of ``image01`` ([H, W] or [H, W, 3] in [0, 1]) at each scale.
 
-    ``min_area`` (pixels) is both felzenszwalb's minimum segment size and the smallest box kept.
+    ``min_area`` (pixels) is both felzenszwalb's minimum segment size and the smallest segment
+    kept; segments above ``max_area`` pixels give no box.
     """
     from skimage.segmentation import felzenszwalb
 
     channel_axis = -1 if image01.ndim == 3 else None
     boxes = [label_boxes(felzenszwalb(image01, scale=s, sigma=sigma, min_size=min_area, channel_axis=channel_axis) + 1,
-                         min_area=min_area) for s in scales]
+                         min_area=min_area, max_area=max_area) for s in scales]
     return torch.cat(boxes) if boxes else _as_boxes([])
 
 

