@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-vit-b", action="store_true", help="skip the full-size ViT-B (random weights) row")
     parser.add_argument("--example", type=Path, default=DEFAULT_EXAMPLE, help="folder of the reference example")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a 2-core machine shared with other jobs, 2 threads were 3x slower)")
     args = parser.parse_args()
 
     import torch
