@@ -83,6 +83,30 @@ def time_backend(backend, image: np.ndarray, *, repeats: int) -> tuple[float, np
     return statistics.median(times), labels
 
 
+def medsam_stages(backend, image: np.ndarray, *, repeats: int) -> None:
+    """Print the medsam backend's time by stage (the stages of MedsamBackend.masks + painting)."""
+    import torch
+
+    from ratmir.regions.medsam import preprocess
+
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        inputs, (h, w) = preprocess(image)
+        boxes = backend.proposals(np.ascontiguousarray(inputs[0, 0, :h, :w].numpy()))
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            embedding = backend.model.image_encoder(inputs)
+        t2 = time.perf_counter()
+        backend.decode(embedding, boxes)
+        t3 = time.perf_counter()
+        backend.segment(image)
+        t4 = time.perf_counter()
+        rest = (t4 - t3) - (t3 - t0)  # a whole segment() minus its model-side stages
+        print(f"medsam stages: preprocessing + {len(boxes)} proposals {t1 - t0:.2f} s, encoder {t2 - t1:.2f} s, "
+              f"decoding {t3 - t2:.2f} s ({(t3 - t2) / max(1, len(boxes)):.3f} s/box), selection + painting "
+              f"~{max(0.0, rest):.2f} s", flush=True)
+
+
 def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
     """Hubert-Arabie adjusted Rand index of two label maps (numpy only)."""
     _, ia = np.unique(a.ravel(), return_inverse=True)
@@ -111,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-vit-b", action="store_true", help="skip the full-size ViT-B (random weights) row")
+    parser.add_argument("--stages", action="store_true", help="only print medsam's time by stage")
     parser.add_argument("--example", type=Path, default=DEFAULT_EXAMPLE, help="folder of the reference example")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a 2-core machine shared with other jobs, 2 threads were 3x slower)")
@@ -123,6 +148,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     image, reference, source = load_example(args.example)
     lite_medsam = load_medsam_model()
+    if args.stages:
+        medsam_stages(build_backend("medsam", model=lite_medsam), image, repeats=args.repeats)
+        return
     rows = [
         ("**medsam** (LiteMedSAM, real weights; default settings)", "medsam", {"model": lite_medsam}, args.repeats),
         ("medsam, background single (the reference rule alone)", "medsam",
