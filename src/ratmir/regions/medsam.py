@@ -157,7 +157,7 @@ class MedsamBackend:
         max_area_fraction: float = 0.05,
         dedupe_iou: float = 0.8,
         pred_iou_thresh: float = 0.5,
-        stability_thresh: float = 0.8,
+        stability_thresh: float = 0.7,
         nms_thresh: float = 0.7,
         batch_size: int = 4,
         paint_max_side: int = 1024,
