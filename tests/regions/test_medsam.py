@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from ratmir.cli import app
 from ratmir.regions import (
-    RegionsConfig, apply_window, build_backend, load_label_map, masks_to_label_map, parse_window, read_image, resolve_window, run_regions,
+    RegionsConfig, apply_window, build_backend, load_label_map, masks_to_label_map, parse_window, read_image,
+    resolve_window, run_regions,
 )
 from ratmir.regions import batch as batch_module
 from ratmir.regions import medsam as medsam_module

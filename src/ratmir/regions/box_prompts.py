@@ -87,7 +87,7 @@ def stability_score(logits: Tensor, *, threshold: float = 0.0, offset: float = 1
     """
     inner = (logits > threshold + offset).flatten(1).sum(1, dtype=torch.int64)
     outer = (logits > threshold - offset).flatten(1).sum(1, dtype=torch.int64)
-    return torch.where(outer > 0, inner.float() / outer.clamp(min=1).float(), torch.zeros_like(inner, dtype=torch.float32))
+    return torch.where(outer > 0, inner.float() / outer.clamp(min=1).float(), torch.zeros(inner.shape))
 
 
 def mask_boxes(masks: Tensor) -> Tensor:
