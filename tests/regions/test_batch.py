@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from ratmir.cli import app
 from ratmir.regions import RegionsConfig, load_label_map, run_regions, save_label_map
+from ratmir.regions import batch as batch_module
 from ratmir.regions.batch import resolve_backend_name, select_backend_options, shard_from_env
 from ratmir.regions.sam import CHECKPOINT_ENV
 
@@ -143,6 +144,7 @@ def test_shard_env_errors():
 
 def test_backend_choice_and_options(monkeypatch, tmp_path):
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
+    monkeypatch.setattr(batch_module, "medsam_available", lambda: False)  # medsam's own choice: test_medsam.py
     assert resolve_backend_name("auto", options={}) == "felzenszwalb"
     assert resolve_backend_name("auto", options={"checkpoint": "x.pth"}) == "sam"
     monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path / "sam.pth"))
@@ -162,9 +164,9 @@ def test_cli_configuration_errors(tmp_path):
     result = invoke(tmp_path / "x.png", "-o", tmp_path / "o", "--workers", 0)
     assert result.exit_code == 2 and "workers must be >= 1" in result.output
     (tmp_path / "empty").mkdir()
-    result = invoke(tmp_path / "empty", "-o", tmp_path / "o")
+    result = invoke(tmp_path / "empty", "-o", tmp_path / "o", "--backend", "none")
     assert result.exit_code == 2 and "no supported images found" in result.output
-    result = invoke(tmp_path / "nope.png", "-o", tmp_path / "o")
+    result = invoke(tmp_path / "nope.png", "-o", tmp_path / "o", "--backend", "none")
     assert result.exit_code == 1 and "nope.png: no such file or folder" in result.output
 
 

