@@ -344,8 +344,9 @@ def restore_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (not inside an input folder).")],
     task: Annotated[Optional[str], typer.Option(help="ct, pet or pathology, if the model file does not record it.")]
     = None,
-    regions: Annotated[str, typer.Option(help="Region backend (felzenszwalb, slic, sam, grid, none) or a folder "
-                                              "of label maps from `ratmir regions`.")] = "felzenszwalb",
+    regions: Annotated[str, typer.Option(help="Region backend (auto = medsam when installed, else felzenszwalb; "
+                                              "medsam, sam, felzenszwalb, slic, grid, none) or a folder of label "
+                                              "maps from `ratmir regions`.")] = "auto",
     window: Annotated[str, typer.Option(help="Intensity window for the region backend (see `ratmir regions`).")]
     = "auto",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1.")] = "cpu",

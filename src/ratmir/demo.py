@@ -315,7 +315,8 @@ def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Pat
             lq_dir.mkdir(parents=True, exist_ok=True)
             (lq_dir / lq.name).write_bytes(lq.read_bytes())
     report = restore_files(RestoreConfig(inputs=(lq_dir,), model=weights, out=out / "restored",
-                                         regions=(data / "test" / "regions") if config.task != "ct" else "felzenszwalb",
+                                         regions=(data / "test" / "regions") if config.task != "ct"
+                                         else manifest.get("regions", {}).get("backend", "auto"),
                                          window=manifest.get("regions", {}).get("window", "auto") or "auto",
                                          progress=config.progress, overwrite=True))
     if not report.ok:

@@ -36,7 +36,7 @@ from ..io import read_dicom, read_nifti, read_png, read_tiff, write_dicom_like, 
 from ..io.formats import InputFile, find_inputs, split_name
 from ..models import load_pretrained, read_metadata
 from ..regions import build_backend, load_label_map, parse_window
-from ..regions.batch import segment_pixels
+from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
 from ..tasks import get_task
 from ..tasks.base import Normalisation
@@ -50,7 +50,7 @@ class RestoreConfig:
     model: Path
     out: Path
     task: str | None = None  # when the model file does not say
-    regions: str = "felzenszwalb"  # a region backend name, or a folder of label maps
+    regions: str = "auto"  # a region backend name ("auto" as in `ratmir regions`), or a folder of label maps
     window: str = "auto"  # intensity window for the region backend
     device: str = "cpu"
     batch_size: int = 4  # slices per forward pass
@@ -111,7 +111,7 @@ class _Restorer:
         self.norm, self.task = model_normalisation(config.model, config.task)
         self.model = load_pretrained(config.model, map_location=config.device).eval()
         self.label_dir = Path(config.regions) if Path(config.regions).is_dir() else None
-        self.backend = None if self.label_dir else build_backend(config.regions)
+        self.backend = None if self.label_dir else build_backend(resolve_backend_name(config.regions, options={}))
         self.window = parse_window(config.window)
         self.series_uids: dict[str, str] = {}
 
