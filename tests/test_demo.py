@@ -49,7 +49,7 @@ def test_two_tasks_in_one_parent_do_not_touch_each_other(tmp_path) -> None:
     for task, report in (("pet", pet), ("pathology", pathology)):
         text = report.read_text()
         assert f"# ratmir demo: {task}" in text and "| rat |" in text and "| dncnn |" in text
-        assert "1 train / 1 test images" in text and "## Verdict" in text and "| total |" in text
+        assert "1 train / 1 val / 1 test images" in text and "## Verdict" in text and "| total |" in text
     index = (tmp_path / "index.md").read_text()
     assert "[pet](pet/report.md)" in index and "[pathology](pathology/report.md)" in index
     assert "| ct | not run yet (`make demo TASK=ct`)" in index
