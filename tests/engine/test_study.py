@@ -205,3 +205,17 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 | higher |" in text
     assert paired[("a @ none", "psnr")]["verdict"] == "lower" and paired[("b", "ssim")]["verdict"] == "unresolved"
     assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s
+
+
+def test_unit_with_an_interrupted_evaluation_is_evaluated_again(tiny_dataset, tmp_path) -> None:
+    from ratmir.engine.study import evaluation_dir, run_unit
+
+    spec_path = write_spec(tmp_path, tiny_dataset, seeds=[0])
+    spec = load_study(spec_path, out=tmp_path / "o")
+    rat = spec.experiments[0]
+    assert run_unit(spec, tmp_path / "o", rat, 0, progress=False)
+    folder = evaluation_dir(tmp_path / "o", rat.name, 0, rat.region_sources[0].name)
+    (folder / "summary.json").unlink()  # stopped after per_image.csv, before its summary
+    assert (folder / "per_image.csv").is_file()
+    assert run_unit(spec, tmp_path / "o", rat, 0, progress=False)
+    assert json.loads((folder / "summary.json").read_text())["n_images"] == 2

@@ -192,9 +192,11 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
         if (target / "summary.json").is_file():
             continue
         start = time.perf_counter()
+        # no summary.json: what the folder holds is an evaluation of this unit that stopped before its
+        # end (summary.json is written last), so it is replaced rather than refused
         path = evaluate(run, data=config.data.root, split=spec.split, out=target, tile=spec.tile,
                         overlap=spec.overlap, figures=0, device=device, label=experiment.name, progress=progress,
-                        regions=source, max_images=spec.max_images)
+                        regions=source, max_images=spec.max_images, overwrite=True)
         summary = json.loads(path.read_text())
         summary["seconds"] = time.perf_counter() - start
         with atomic_path(path) as tmp:
