@@ -49,6 +49,12 @@ TASK_WINDOWS = {"ct": "ct:40,400", "pet": "range:0,20", "pathology": "range:0,25
 TASK_FELZENSZWALB_OPTIONS = {"ct": {}, "pet": {"min_size": 32}, "pathology": {"min_size": 64}}
 
 
+def task_region_options(task: str, backend: str) -> dict[str, Any]:
+    """The backend options used for ``task`` when none are given: felzenszwalb's per-task
+    minimum region (:data:`TASK_FELZENSZWALB_OPTIONS`), the backend's defaults otherwise."""
+    return dict(TASK_FELZENSZWALB_OPTIONS.get(task, {})) if backend == "felzenszwalb" else {}
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """Everything ``ratmir prepare`` needs (the CLI builds one; :func:`prepare_dataset` takes it).
@@ -232,9 +238,7 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
                     write_image(paths.lq, lq)
                     records[sample.name] = {"subject": sample.subject, "origin": sample.origin, **record}
                     bar.update()
-        options = config.regions_options
-        if not options and backend == "felzenszwalb":
-            options = TASK_FELZENSZWALB_OPTIONS[task.name]
+        options = config.regions_options or task_region_options(task.name, backend)
         regions = _make_regions(staging, config=config, backend=backend, window=window, options=options)
         manifest = {
             "format": DATASET_FORMAT, **task.record(), "splits": {k: [s.name for s in v] for k, v in chosen.items()},

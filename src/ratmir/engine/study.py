@@ -125,16 +125,14 @@ def derive_dataset(source: str | os.PathLike, *, out: str | os.PathLike, backend
     ``backend``: the way to train the same model on other regions. Resumable: label maps
     already made are kept, ``dataset.json`` is written last."""
     from ..data.layout import DATASET_FILE, read_manifest
-    from ..data.prepare import TASK_FELZENSZWALB_OPTIONS, TASK_WINDOWS
+    from ..data.prepare import TASK_WINDOWS, task_region_options
     from ..regions import RegionsConfig, run_regions
 
     source, out = Path(source).resolve(), Path(out)
     manifest = read_manifest(source)
     task = manifest["task"]
     window = window or (manifest.get("regions") or {}).get("window") or TASK_WINDOWS[task]
-    options = dict(options or {})
-    if not options and backend == "felzenszwalb":
-        options = dict(TASK_FELZENSZWALB_OPTIONS.get(task, {}))
+    options = dict(options or {}) or task_region_options(task, backend)
     record: dict = {}
     for split in manifest["splits"]:
         for kind in ("lq", "hq"):
