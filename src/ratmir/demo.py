@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._files import write_text_atomic
+from .data.ct_noise import DEFAULT_FULL_DOSE_NOISE_HU
 from .engine.config import (ConfigError, DataConfig, ExperimentConfig, LossConfig, ModelConfig, OptimConfig,
                             TrainConfig)
 
@@ -60,9 +61,9 @@ class DemoConfig:
     batch_size: int = 4
     lr: float = 1e-3
     limit: int | None = None  # images per split (None: the whole embedded dataset)
-    # CT: emulate thin-slice (AAPM-Mayo-like) noise, 12 HU at full dose / ~24 HU at quarter
-    # dose; the embedded clinical slices are smooth (2-6 HU), too clean to show denoising.
-    ct_noise_hu: float | None = 12.0
+    # CT: prepare's default, thin-slice (AAPM-Mayo-like) noise, 12 HU at full dose / ~24 HU at
+    # quarter dose; the embedded clinical slices are smooth (2-6 HU), too clean to show denoising.
+    ct_noise_hu: float | None = DEFAULT_FULL_DOSE_NOISE_HU
     seed: int = 0
     progress: bool = True
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEMO_MODELS))
@@ -214,7 +215,8 @@ def run_demo(config: DemoConfig) -> Path:
             summaries[model] = evaluate(run, data=data, out=folder / "evaluation" / model, figures=0,
                                         progress=config.progress, overwrite=True)  # stamped folder: always rerun
     with clock.stage("restore"):
-        restored = _restore_held_out(config, data=data, out=folder, weights=runs["rat"] / "model.safetensors")
+        restored = _restore_held_out(config, data=data, manifest=manifest, out=folder,
+                                     weights=runs["rat"] / "model.safetensors")
     with clock.stage("figures"):
         figures = _figures(data, runs, folder / "figures", task=config.task)
     timings = clock.rows()
@@ -292,16 +294,15 @@ def write_index(out: str | Path) -> Path:
     return write_text_atomic(out / INDEX_FILE, render_index(results))
 
 
-def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Path) -> list[Path]:
+def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any], out: Path,
+                      weights: Path) -> list[Path]:
     """Restore the test split's LQ images with ``ratmir restore``; for CT slices that came from
     a DICOM file, the LQ slice is first written as a DICOM derived from it (a series in, a
     series out)."""
-    from .data import read_manifest
     from .data.layout import pair_paths, read_image
     from .io import read_dicom, write_dicom_like
     from .restore import RestoreConfig, restore_files
 
-    manifest = read_manifest(data)
     per_image = manifest.get("degradation", {}).get("per_image", {})
     lq_dir = out / "held-out-lq"
     for name in manifest["splits"]["test"]:
