@@ -333,7 +333,7 @@ def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, coun
     import torch
 
     from .data import PairedDataset
-    from .engine.evaluate import display_image
+    from .engine.figures import display_image
     from .models import load_pretrained
     from .regions.overlay import boundary_overlay
     from .restore import restore_image
