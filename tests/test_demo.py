@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ratmir.cli import app
 from ratmir.demo import DEMO_FILE, DemoConfig, DemoFolderError, check_demo_folder, demo_settings, run_demo, write_index
-from ratmir.demo_report import render_index, task_result
+from ratmir.demo_report import render_index, render_report, task_result
 
 TINY_MODELS = {
     "rat": {"width": 8, "enc_blocks": [1], "dec_blocks": [1], "middle_layers": 1, "layers_per_group": 1,
@@ -132,3 +132,14 @@ def test_earlier_flat_layout_is_named_not_touched(tmp_path) -> None:
     assert result.exit_code == 2
     assert "Note: data-ct, report.md" in result.output and "seed: 3 -> 0" in result.output
     assert (tmp_path / "report.md").read_text() == "old demo"
+
+
+def test_report_table_counts_nonfinite_scores(tmp_path) -> None:
+    manifest = {"splits": {"train": ["a"], "val": ["b"], "test": ["c", "d"]}, "sources": [], "missing_sources": []}
+    rows = [{"method": m, "convention": "pet", "psnr_mean": p, "psnr_std": 0.5, "ssim_mean": 0.5, "ssim_std": 0.0,
+             "psnr_nonfinite": k, "ssim_nonfinite": 0} for m, p, k in (("input (LQ)", 20.0, 0), ("rat", 21.0, 1))]
+    result = task_result(settings=demo_settings(_tiny("pet", tmp_path)), manifest=manifest, data=tmp_path / "d",
+                         rows=rows, baseline="dncnn", timings=[("prepare", 1.0, "")], figures=[], restored=[])
+    report = render_report(result)
+    assert "| input (LQ) | pet | 20.00 ± 0.50 | 0.5000 ± 0.0000 |" in report
+    assert "| rat | pet | 21.00 ± 0.50 (1 non-finite) | 0.5000 ± 0.0000 |" in report
