@@ -326,42 +326,23 @@ def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any
 
 
 def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, count: int = 2) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """LQ | RAT | baseline | HQ with a zoomed inset, error maps and the region boundaries
+    (:func:`ratmir.engine.figures.comparison_figure`, as ``evaluate`` and ``study`` draw them)."""
     import torch
 
     from .data import PairedDataset
-    from .engine.figures import display_image
+    from .engine.figures import comparison_figure
     from .models import load_pretrained
-    from .regions.overlay import boundary_overlay
     from .restore import restore_image
 
     dataset = PairedDataset(data, "test")
     models = {name: load_pretrained(run / "model.safetensors").eval() for name, run in runs.items()}
-    norm = dataset.normalisation
-
-    def show(t):
-        return display_image(t, task=task, norm=norm)
-
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(min(count, len(dataset))):
         item = dataset[i]
         lq, hq, regions = item["lq"][None], item["hq"][None], item["regions"][None]
         with torch.no_grad():
-            outs = {name: restore_image(m, lq, regions).clamp(0, 1) for name, m in models.items()}
-        panels = ([("LQ + regions", boundary_overlay(show(lq), regions[0].numpy()))]
-                  + [(name.upper(), show(o)) for name, o in outs.items()] + [("HQ", show(hq))])
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
-        for ax, (title, img) in zip(axes, panels):
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(title)
-            ax.axis("off")
-        fig.tight_layout()
-        path = folder / f"{item['name']}.png"
-        fig.savefig(path, dpi=70)
-        plt.close(fig)
-        paths.append(path)
+            outs = {name.upper(): restore_image(m, lq, regions).clamp(0, 1) for name, m in models.items()}
+        paths.append(comparison_figure(folder / f"{item['name']}.png", lq=lq, outputs=outs, hq=hq, task=task,
+                                       norm=dataset.normalisation, regions=regions, dpi=70))
     return paths
