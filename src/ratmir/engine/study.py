@@ -42,11 +42,11 @@ class StudyResult:
     skipped: list[str] = field(default_factory=list)  # units already finished
     missing: list[str] = field(default_factory=list)  # units not finished (other shards, or failed)
     failed: list[str] = field(default_factory=list)  # "unit: error" of units that raised in this call
+    report: Path | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failed
-    report: Path | None = None
 
 
 def run_dir(out: Path, experiment: str, seed: int) -> Path:
