@@ -58,6 +58,10 @@ def test_checkpoint_is_checked_at_once_and_loaded_on_first_use(monkeypatch, meds
     backend = MedsamBackend()
     assert backend.settings()["weights"] == "file-sha256:" + CHECKPOINT_SHA256 and loads == []
     assert backend.model is medsam_model and backend.model is medsam_model and loads == [bundled_checkpoint()]
+    assert backend.device == torch.device("cpu")
+    assert MedsamBackend(model=medsam_model, device="cpu").device == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        MedsamBackend(model=medsam_model, device="gpu")
 
 
 def test_checkpoint_option_checks_the_hash(tmp_path):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_number, check_positive_int
+from .._checks import check_choice, check_device, check_number, check_positive_int
 from .backends import check_unit_image
 from .box_prompts import dedupe_boxes, grid_boxes, oversegment_boxes, select_masks
 from .postprocess import masks_to_label_map
@@ -140,6 +140,7 @@ class MedsamBackend:
             ``background_scale``, sigma ``fz_sigma``, minimum segment ``min_area_fraction`` of
             the image); ``"single"``: they form one region (the reference rule alone).
         background_scale: felzenszwalb scale of the background over-segmentation.
+        device: torch device of the model (e.g. ``"cuda"``); default: the CPU (or where ``model`` is).
         model: a ready LiteMedSAM module instead of the checkpoint (tests); fingerprinted by state.
     """
 
@@ -162,6 +163,7 @@ class MedsamBackend:
         paint_max_side: int = 1024,
         background: str = "oversegment",
         background_scale: float = 300.0,
+        device: str | None = None,
         model: torch.nn.Module | None = None,
     ) -> None:
         self.fz_scales = tuple(check_number("fz_scales", s, low=0.0, low_inclusive=False) for s in fz_scales)
@@ -180,12 +182,13 @@ class MedsamBackend:
         self.paint_max_side = check_positive_int("paint_max_side", paint_max_side)
         self.background = check_choice("background", background, BACKGROUND_MODES)
         self.background_scale = check_number("background_scale", background_scale, low=0.0, low_inclusive=False)
+        self._device = None if device is None else check_device("device", device)
         if model is not None:
             if checkpoint is not None:
                 raise ValueError("pass either checkpoint or model to MedsamBackend, not both")
             if not isinstance(model, torch.nn.Module):
                 raise TypeError(f"model must be a LiteMedSAM torch.nn.Module, got {type(model).__name__}")
-            self._model: torch.nn.Module | None = model.eval()
+            self._model: torch.nn.Module | None = (model if self._device is None else model.to(self._device)).eval()
             self._checkpoint: Path | None = None
             self._weights = None
         else:  # checked now (a wrong file fails fast), loaded on first use, as the sam backend does:
@@ -198,7 +201,7 @@ class MedsamBackend:
     def model(self) -> torch.nn.Module:
         """LiteMedSAM: the given module, or the verified checkpoint loaded on first use."""
         if self._model is None:
-            self._model = _load_verified(self._checkpoint)
+            self._model = _load_verified(self._checkpoint).to(self._device or "cpu")
         return self._model
 
     @property
