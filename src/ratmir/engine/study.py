@@ -125,30 +125,20 @@ def derive_dataset(source: str | os.PathLike, *, out: str | os.PathLike, backend
     ``backend``: the way to train the same model on other regions. Resumable: label maps
     already made are kept, ``dataset.json`` is written last."""
     from ..data.layout import DATASET_FILE, read_manifest
-    from ..data.prepare import TASK_WINDOWS, task_region_options
-    from ..regions import RegionsConfig, run_regions
+    from ..data.prepare import TASK_WINDOWS, make_regions, task_region_options
 
     source, out = Path(source).resolve(), Path(out)
     manifest = read_manifest(source)
     task = manifest["task"]
     window = window or (manifest.get("regions") or {}).get("window") or TASK_WINDOWS[task]
     options = dict(options or {}) or task_region_options(task, backend)
-    record: dict = {}
     for split in manifest["splits"]:
         for kind in ("lq", "hq"):
             link = out / split / kind
             if not link.exists():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(source / split / kind, target_is_directory=True)
-        report = run_regions(RegionsConfig(inputs=(out / split / "lq",), out=out / split / "regions", backend=backend,
-                                           backend_options=options, window=window, progress=progress))
-        if report.failures:
-            raise ValueError(f"region maps failed for {len(report.failures)} image(s): "
-                             + "; ".join(m for _, m in report.failures[:3]))
-        first = next((out / split / "regions").glob("*.regions.json"), None)
-        if first is not None:
-            saved = json.loads(first.read_text())
-            record = {"backend": saved["backend"], "settings": saved["settings"], "window": window}
+    record = make_regions(out, backend=backend, window=window, options=options, progress=progress)
     derived = {**manifest, "regions": record, "derived_from": str(source)}
     with atomic_path(out / DATASET_FILE) as tmp:
         tmp.write_text(json.dumps(derived, indent=1))
