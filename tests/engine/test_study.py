@@ -231,3 +231,21 @@ def test_unit_with_an_interrupted_evaluation_is_evaluated_again(tiny_dataset, tm
     assert (folder / "per_image.csv").is_file()
     assert run_unit(spec, tmp_path / "o", rat, 0, progress=False)
     assert json.loads((folder / "summary.json").read_text())["n_images"] == 2
+
+
+def test_units_train_without_torchruns_process_group(monkeypatch) -> None:
+    import os
+
+    from ratmir.engine.distributed import init_distributed, shutdown
+    from ratmir.engine.study import _single_process
+
+    for key, value in dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT="29577").items():
+        monkeypatch.setenv(key, value)
+    with _single_process():
+        info, device = init_distributed("cpu")
+        try:
+            assert not info.enabled and info.rank == 0 and info.world_size == 1
+        finally:
+            shutdown(info)
+    assert (os.environ["WORLD_SIZE"], os.environ["RANK"], os.environ["MASTER_ADDR"]) == ("2", "1", "127.0.0.1")

@@ -77,9 +77,11 @@ def _locked(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _single_process() -> Iterator[None]:
     """Hide torchrun's world from the trainer: each study rank trains its units alone (on its
-    LOCAL_RANK's device)."""
-    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE")}
+    LOCAL_RANK's device), without a process group (``init_distributed`` makes one under
+    torchrun even for one process, recognised by MASTER_ADDR, which is hidden too)."""
+    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
     os.environ.update(RANK="0", WORLD_SIZE="1")
+    os.environ.pop("MASTER_ADDR", None)
     try:
         yield
     finally:
