@@ -86,7 +86,7 @@ def _single_process() -> Iterator[None]:
         yield
     finally:
         for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 # -- datasets -------------------------------------------------------------------------------------
