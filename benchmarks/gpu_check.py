@@ -234,10 +234,7 @@ def check_medsam(device: torch.device) -> None:
     from ratmir.regions import build_backend
 
     try:
-        try:
-            backend = build_backend("medsam", device=str(device))
-        except TypeError:  # a backend without a device option picks the GPU itself
-            backend = build_backend("medsam")
+        backend = build_backend("medsam", device=str(device))
     except Exception as exc:  # noqa: BLE001 - no such backend, no weights, ...
         row("regions", "medsam per 512² image", "not available", f"{type(exc).__name__}: {str(exc)[:80]}")
         return

@@ -1,7 +1,7 @@
 """CPU seconds (one thread) per training iteration and per evaluated test image of the models
 in configs/studies/ct_table4.yaml, to size a study's budget (a minute or two).
 
-    ratmir prepare ct --out /tmp/ct --limit 6 --ct-noise-hu 12
+    ratmir prepare ct --out /tmp/ct --limit 6 --ct-noise-hu 12 --backend felzenszwalb   # as ct_table4.yaml
     OMP_NUM_THREADS=1 python benchmarks/study_budget.py /tmp/ct
 
 Measures process CPU time with one torch thread, so a machine shared with other jobs still

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ratmir.cli import app
 from ratmir.demo import DEMO_FILE, DemoConfig, DemoFolderError, check_demo_folder, demo_settings, run_demo, write_index
-from ratmir.demo_report import render_index, task_result
+from ratmir.demo_report import render_index, render_report, task_result
 
 TINY_MODELS = {
     "rat": {"width": 8, "enc_blocks": [1], "dec_blocks": [1], "middle_layers": 1, "layers_per_group": 1,
@@ -132,3 +132,27 @@ def test_earlier_flat_layout_is_named_not_touched(tmp_path) -> None:
     assert result.exit_code == 2
     assert "Note: data-ct, report.md" in result.output and "seed: 3 -> 0" in result.output
     assert (tmp_path / "report.md").read_text() == "old demo"
+
+
+def test_report_table_counts_nonfinite_scores(tmp_path) -> None:
+    manifest = {"splits": {"train": ["a"], "val": ["b"], "test": ["c", "d"]}, "sources": [], "missing_sources": []}
+    rows = [{"method": m, "convention": "pet", "psnr_mean": p, "psnr_std": 0.5, "ssim_mean": 0.5, "ssim_std": 0.0,
+             "psnr_nonfinite": k, "ssim_nonfinite": 0} for m, p, k in (("input (LQ)", 20.0, 0), ("rat", 21.0, 1))]
+    result = task_result(settings=demo_settings(_tiny("pet", tmp_path)), manifest=manifest, data=tmp_path / "d",
+                         rows=rows, baseline="dncnn", timings=[("prepare", 1.0, "")], figures=[], restored=[])
+    report = render_report(result)
+    assert "| input (LQ) | pet | 20.00 ± 0.50 | 0.5000 ± 0.0000 |" in report
+    assert "| rat | pet | 21.00 ± 0.50 (1 non-finite) | 0.5000 ± 0.0000 |" in report
+
+
+def test_figures_are_comparison_figures(tiny_dataset, tmp_path) -> None:
+    from ratmir.demo import _figures
+    from ratmir_testdata import write_tiny_ct_model
+
+    runs = {}
+    for seed, name in enumerate(("rat", "redcnn")):
+        runs[name] = tmp_path / "runs" / name
+        write_tiny_ct_model(runs[name] / "model.safetensors", seed=seed)
+    paths = _figures(tiny_dataset, runs, tmp_path / "figures", task="ct", count=5)
+    assert [p.name for p in paths] == ["test00.png", "test01.png"]  # every test image when fewer than count
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)

@@ -64,6 +64,17 @@ def test_debug_switch_shows_the_traceback(tmp_path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def test_prepare_and_regions_errors_take_the_one_path(tmp_path) -> None:
+    """prepare keeps its documented exit 1, regions exit 2; both show the traceback under --debug."""
+    prepare = ("prepare", "ct", "--out", tmp_path / "p", "--val-fraction", "0.9")
+    regions = ("regions", tmp_path / "nothing-here", "--out", tmp_path / "r", "--backend", "grid", "--workers", "0")
+    assert_error(cli(*prepare), 1, "val_fraction")
+    assert_error(cli(*regions), 2, "workers must be >= 1")
+    assert isinstance(cli("--debug", *prepare).exception.__cause__, ValueError)
+    assert isinstance(cli("--debug", *regions).exception, ValueError)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "r").exists()
+
+
 # -- train: the whole config is checked before RUN is written ----------------------------------
 
 @pytest.mark.parametrize("override, fragments", [

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from . import __version__
-from .errors import UsageError, debug_requested, describe
+from .errors import InputsFailedError, UsageError, debug_requested, describe
 
 
 class _OneErrorPath(TyperGroup):
@@ -171,15 +171,11 @@ def regions(
         ("sam", "crop_n_layers", "--sam-crop-n-layers"): sam_crop_n_layers,
         ("sam", "min_mask_region_area", "--sam-min-mask-region-area"): sam_min_mask_region_area,
     }
-    try:
-        name = resolve_backend_name(backend, options={"checkpoint": given[("sam", "checkpoint", "--sam-checkpoint")]})
-        config = RegionsConfig(inputs=tuple(inputs), out=out, backend=name,
-                               backend_options=select_backend_options(name, given=given), window=window,
-                               overlay=overlay, workers=workers, force=force)
-        report = run_regions(config)
-    except (ValueError, TypeError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    name = resolve_backend_name(backend, options={"checkpoint": given[("sam", "checkpoint", "--sam-checkpoint")]})
+    config = RegionsConfig(inputs=tuple(inputs), out=out, backend=name,
+                           backend_options=select_backend_options(name, given=given), window=window,
+                           overlay=overlay, workers=workers, force=force)
+    report = run_regions(config)  # a ValueError/TypeError: exit 2 through the one error path
     shard = f" (rank {report.rank} of {report.world_size})" if report.world_size > 1 else ""
     typer.echo(f"regions{shard}: {len(report.written)} written, {len(report.skipped)} up to date, "
                f"{len(report.failures)} failed; backend {report.backend}; label maps in {out}")
@@ -244,17 +240,15 @@ def prepare(
     from .data.prepare import PrepareConfig, prepare_dataset
 
     if ct_own_noise and ct_noise_hu is not None:
-        typer.echo("Error: give --ct-noise-hu or --ct-own-noise, not both", err=True)
-        raise typer.Exit(1)
+        raise InputsFailedError("give --ct-noise-hu or --ct-own-noise, not both")
     noise = None if ct_own_noise else (DEFAULT_FULL_DOSE_NOISE_HU if ct_noise_hu is None else ct_noise_hu)
     try:
         report = prepare_dataset(PrepareConfig(
             task=task, out=out, sources=tuple(source or ()), limit=limit, seed=seed, test_fraction=test_fraction,
             val_fraction=val_fraction, tile_size=tile_size, regions_backend=backend, regions_window=window,
             ct_noise_hu=noise, ct_min_scored_fraction=ct_min_scored_fraction, force=force))
-    except (ValueError, TypeError, OSError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except (ValueError, TypeError, OSError) as exc:  # exit 1, as documented; --debug shows the traceback
+        raise InputsFailedError(str(exc)) from exc
     counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())
     left_out = f"; {report.left_out} slice(s) left out (too little soft tissue to score)" if report.left_out else ""
     typer.echo(f"prepared {task}: {counts} in {report.out} ({report.seconds:.1f} s){left_out}")

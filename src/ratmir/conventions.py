@@ -30,6 +30,7 @@ from torch import Tensor
 from .metrics import psnr, rmse, ssim
 from .tasks.base import Normalisation
 
+CT_WINDOW_HU = (-160.0, 240.0)  # the RED-CNN/CTformer window of ``ct_window`` (data range 400)
 _LUMA = (65.481, 128.553, 24.966)  # BT.601 for RGB in [0, 1] -> Y in [16, 235]
 
 
@@ -63,7 +64,7 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("ct_full", "HU clipped to [-1024, 3072], data range 4096",
                _clip_physical(-1024.0, 3072.0), lambda n: 4096.0),
     Convention("ct_window", "HU clipped to [-160, 240] (RED-CNN/CTformer window), data range 400",
-               _clip_physical(-160.0, 240.0), lambda n: 400.0),
+               _clip_physical(*CT_WINDOW_HU), lambda n: CT_WINDOW_HU[1] - CT_WINDOW_HU[0]),
     Convention("pet", "activity clipped to the declared range [low, high], data range high - low",
                lambda x, n: n.denormalise(x.clamp(0, 1)), lambda n: n.high - n.low),
     Convention("rgb", "RGB levels [0, 255], 4-pixel border crop, data range 255",

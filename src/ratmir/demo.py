@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._files import write_text_atomic
+from .data.ct_noise import DEFAULT_FULL_DOSE_NOISE_HU
 from .engine.config import (ConfigError, DataConfig, ExperimentConfig, LossConfig, ModelConfig, OptimConfig,
                             TrainConfig)
 
@@ -60,9 +61,9 @@ class DemoConfig:
     batch_size: int = 4
     lr: float = 1e-3
     limit: int | None = None  # images per split (None: the whole embedded dataset)
-    # CT: emulate thin-slice (AAPM-Mayo-like) noise, 12 HU at full dose / ~24 HU at quarter
-    # dose; the embedded clinical slices are smooth (2-6 HU), too clean to show denoising.
-    ct_noise_hu: float | None = 12.0
+    # CT: prepare's default, thin-slice (AAPM-Mayo-like) noise, 12 HU at full dose / ~24 HU at
+    # quarter dose; the embedded clinical slices are smooth (2-6 HU), too clean to show denoising.
+    ct_noise_hu: float | None = DEFAULT_FULL_DOSE_NOISE_HU
     seed: int = 0
     progress: bool = True
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEMO_MODELS))
@@ -214,7 +215,8 @@ def run_demo(config: DemoConfig) -> Path:
             summaries[model] = evaluate(run, data=data, out=folder / "evaluation" / model, figures=0,
                                         progress=config.progress, overwrite=True)  # stamped folder: always rerun
     with clock.stage("restore"):
-        restored = _restore_held_out(config, data=data, out=folder, weights=runs["rat"] / "model.safetensors")
+        restored = _restore_held_out(config, data=data, manifest=manifest, out=folder,
+                                     weights=runs["rat"] / "model.safetensors")
     with clock.stage("figures"):
         figures = _figures(data, runs, folder / "figures", task=config.task)
     timings = clock.rows()
@@ -292,16 +294,15 @@ def write_index(out: str | Path) -> Path:
     return write_text_atomic(out / INDEX_FILE, render_index(results))
 
 
-def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Path) -> list[Path]:
+def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any], out: Path,
+                      weights: Path) -> list[Path]:
     """Restore the test split's LQ images with ``ratmir restore``; for CT slices that came from
     a DICOM file, the LQ slice is first written as a DICOM derived from it (a series in, a
     series out)."""
-    from .data import read_manifest
     from .data.layout import pair_paths, read_image
     from .io import read_dicom, write_dicom_like
     from .restore import RestoreConfig, restore_files
 
-    manifest = read_manifest(data)
     per_image = manifest.get("degradation", {}).get("per_image", {})
     lq_dir = out / "held-out-lq"
     for name in manifest["splits"]["test"]:
@@ -325,42 +326,23 @@ def _restore_held_out(config: DemoConfig, *, data: Path, out: Path, weights: Pat
 
 
 def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, count: int = 2) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """LQ | RAT | baseline | HQ with a zoomed inset, error maps and the region boundaries
+    (:func:`ratmir.engine.figures.comparison_figure`, as ``evaluate`` and ``study`` draw them)."""
     import torch
 
     from .data import PairedDataset
-    from .engine.evaluate import display_image
+    from .engine.figures import comparison_figure
     from .models import load_pretrained
-    from .regions.overlay import boundary_overlay
     from .restore import restore_image
 
     dataset = PairedDataset(data, "test")
     models = {name: load_pretrained(run / "model.safetensors").eval() for name, run in runs.items()}
-    norm = dataset.normalisation
-
-    def show(t):
-        return display_image(t, task=task, norm=norm)
-
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(min(count, len(dataset))):
         item = dataset[i]
         lq, hq, regions = item["lq"][None], item["hq"][None], item["regions"][None]
         with torch.no_grad():
-            outs = {name: restore_image(m, lq, regions).clamp(0, 1) for name, m in models.items()}
-        panels = ([("LQ + regions", boundary_overlay(show(lq), regions[0].numpy()))]
-                  + [(name.upper(), show(o)) for name, o in outs.items()] + [("HQ", show(hq))])
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
-        for ax, (title, img) in zip(axes, panels):
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(title)
-            ax.axis("off")
-        fig.tight_layout()
-        path = folder / f"{item['name']}.png"
-        fig.savefig(path, dpi=70)
-        plt.close(fig)
-        paths.append(path)
+            outs = {name.upper(): restore_image(m, lq, regions).clamp(0, 1) for name, m in models.items()}
+        paths.append(comparison_figure(folder / f"{item['name']}.png", lq=lq, outputs=outs, hq=hq, task=task,
+                                       norm=dataset.normalisation, regions=regions, dpi=70))
     return paths

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .engine.stats import format_mean_std, markdown_table, nonfinite_flag
+
 MAIN_CONVENTION = {"ct": "ct_window", "pet": "pet", "pathology": "y"}
 
 
@@ -69,10 +71,12 @@ def _total(result: dict[str, Any]) -> float:
 def _sections(result: dict[str, Any], *, level: int, prefix: str, restored: bool) -> list[str]:
     """Table, verdict, figures (links under ``prefix``), [restored files,] time."""
     h = "#" * level
-    lines = [f"{h} Results (test split, full images; PSNR dB / SSIM, mean ± std)", "",
-             "| method | convention | PSNR | SSIM |", "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['convention']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
-              f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f} |" for r in result["rows"]]
+    lines = [f"{h} Results (test split, full images; PSNR dB / SSIM, mean ± std)", ""]
+    lines += markdown_table(["method", "convention", "PSNR", "SSIM"], [  # (k non-finite): not in mean ± std
+        [r["method"], r["convention"],
+         format_mean_std(r["psnr_mean"], r["psnr_std"]) + nonfinite_flag(r.get("psnr_nonfinite", "")),
+         format_mean_std(r["ssim_mean"], r["ssim_std"], digits=4) + nonfinite_flag(r.get("ssim_nonfinite", ""))]
+        for r in result["rows"]])
     lines += ["", f"{h} Verdict", ""] + [f"- {line}" for line in result["verdict"]]
     lines += ["", f"{h} Figures", ""] + [f"![{Path(p).stem}]({prefix}{p})" for p in result["figures"]]
     if restored:

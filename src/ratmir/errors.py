@@ -34,6 +34,12 @@ class OutputExistsError(UsageError):
     """An output file or folder exists and ``overwrite`` was not asked for (exit 2)."""
 
 
+class InputsFailedError(RatmirError):
+    """The work failed on its inputs (exit 1): ``ratmir prepare`` reports every error so."""
+
+    exit_code = EXIT_FAILED
+
+
 def debug_requested() -> bool:
     """True when ``RATMIR_DEBUG`` is set to anything but '', '0', 'false' or 'no'."""
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")

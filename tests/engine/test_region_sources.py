@@ -54,3 +54,13 @@ def test_backend_source_reproduces_a_derived_dataset(tiny_dataset, tmp_path) -> 
     before = {p: p.stat().st_mtime_ns for p in (derived / "test" / "regions").glob("*.nii.gz")}
     derive_dataset(tiny_dataset, out=derived, backend="felzenszwalb", options={"min_size": 16}, progress=False)
     assert before == {p: p.stat().st_mtime_ns for p in (derived / "test" / "regions").glob("*.nii.gz")}
+
+
+def test_derived_dataset_of_a_dataset_with_an_empty_split(tmp_path) -> None:
+    from ratmir_testdata import write_tiny_dataset
+
+    source = write_tiny_dataset(tmp_path / "src", val=0)  # 'val' listed with no image, as prepare can leave it
+    derived = derive_dataset(source, out=tmp_path / "grid", backend="grid", options={"block_size": 8}, progress=False)
+    manifest = json.loads((derived / "dataset.json").read_text())
+    assert manifest["splits"]["val"] == [] and manifest["regions"]["backend"] == "grid"
+    assert len(list((derived / "test" / "regions").glob("*.nii.gz"))) == 2

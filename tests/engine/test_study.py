@@ -191,6 +191,7 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
                 (folder / "summary.json").write_text(json.dumps({"seconds": 30.0}))
     report = write_study_report(spec, out=out)
     summary = {(r["method"], r["region_source"]): r for r in csv.DictReader(open(out / "report" / "summary.csv"))}
+    assert summary[("a", "dataset")]["psnr_nonfinite"] == "0" and "non-finite" not in report.read_text()
     assert float(summary[("a", "dataset")]["psnr_mean"]) == pytest.approx(base.mean())
     assert float(summary[("a", "dataset")]["psnr_std_seeds"]) == pytest.approx(base.mean(1).std())
     assert float(summary[("a", "dataset")]["psnr_std_images"]) == pytest.approx(base.mean(0).std())
@@ -205,3 +206,46 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 | higher |" in text
     assert paired[("a @ none", "psnr")]["verdict"] == "lower" and paired[("b", "ssim")]["verdict"] == "unresolved"
     assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s
+
+    # an infinite PSNR (output identical to its reference) is counted and shown, not silently dropped
+    folder = evaluation_dir(out, "b", 0, "dataset")
+    rows = list(csv.DictReader(open(folder / "per_image.csv")))
+    rows[0]["psnr"] = "inf"
+    write_csv(folder / "per_image.csv", rows)
+    text = write_study_report(spec, out=out).read_text()
+    summary = {(r["method"], r["region_source"]): r for r in csv.DictReader(open(out / "report" / "summary.csv"))}
+    assert summary[("b", "dataset")]["psnr_nonfinite"] == "1" and summary[("a", "dataset")]["psnr_nonfinite"] == "0"
+    assert "(1 non-finite)" in next(line for line in text.splitlines() if line.startswith("| b |"))
+    assert "not in mean ± std" in text
+
+
+def test_unit_with_an_interrupted_evaluation_is_evaluated_again(tiny_dataset, tmp_path) -> None:
+    from ratmir.engine.study import evaluation_dir, run_unit
+
+    spec_path = write_spec(tmp_path, tiny_dataset, seeds=[0])
+    spec = load_study(spec_path, out=tmp_path / "o")
+    rat = spec.experiments[0]
+    assert run_unit(spec, tmp_path / "o", rat, 0, progress=False)
+    folder = evaluation_dir(tmp_path / "o", rat.name, 0, rat.region_sources[0].name)
+    (folder / "summary.json").unlink()  # stopped after per_image.csv, before its summary
+    assert (folder / "per_image.csv").is_file()
+    assert run_unit(spec, tmp_path / "o", rat, 0, progress=False)
+    assert json.loads((folder / "summary.json").read_text())["n_images"] == 2
+
+
+def test_units_train_without_torchruns_process_group(monkeypatch) -> None:
+    import os
+
+    from ratmir.engine.distributed import init_distributed, shutdown
+    from ratmir.engine.study import _single_process
+
+    for key, value in dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT="29577").items():
+        monkeypatch.setenv(key, value)
+    with _single_process():
+        info, device = init_distributed("cpu")
+        try:
+            assert not info.enabled and info.rank == 0 and info.world_size == 1
+        finally:
+            shutdown(info)
+    assert (os.environ["WORLD_SIZE"], os.environ["RANK"], os.environ["MASTER_ADDR"]) == ("2", "1", "127.0.0.1")

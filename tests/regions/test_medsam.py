@@ -52,6 +52,18 @@ def test_bundled_checkpoint_is_litemedsam_and_loads_strictly(medsam_model):
     assert not medsam_model.training
 
 
+def test_checkpoint_is_checked_at_once_and_loaded_on_first_use(monkeypatch, medsam_model):
+    loads = []
+    monkeypatch.setattr(medsam_module, "_load_verified", lambda path: loads.append(path) or medsam_model)
+    backend = MedsamBackend()
+    assert backend.settings()["weights"] == "file-sha256:" + CHECKPOINT_SHA256 and loads == []
+    assert backend.model is medsam_model and backend.model is medsam_model and loads == [bundled_checkpoint()]
+    assert backend.device == torch.device("cpu")
+    assert MedsamBackend(model=medsam_model, device="cpu").device == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        MedsamBackend(model=medsam_model, device="gpu")
+
+
 def test_checkpoint_option_checks_the_hash(tmp_path):
     other = tmp_path / "lite_medsam.pth"
     other.write_bytes(b"not the checkpoint")

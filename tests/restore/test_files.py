@@ -35,7 +35,7 @@ def _series(folder, real_ct_path, n=3):
 def test_dicom_series_in_series_out(ct_model, real_ct_path, tmp_path) -> None:
     src = _series(tmp_path / "in", real_ct_path)
     report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "out",
-                                         progress=False))
+                                         progress=False, regions="felzenszwalb"))
     assert report.ok and len(report.written) == 3
     outs = [read_dicom(p) for p in sorted((tmp_path / "out").glob("*.dcm"))]
     series = {o.dataset.SeriesInstanceUID for o in outs}
@@ -73,7 +73,7 @@ def test_folder_with_corrupt_file_and_cli(ct_model, real_ct_path, tmp_path) -> N
     del ds.PixelData
     ds.save_as(tmp_path / "in" / "noimage.dcm")
     res = CliRunner().invoke(app, ["restore", str(tmp_path / "in"), "--model", str(ct_model),
-                                   "--out", str(tmp_path / "out")])
+                                   "--out", str(tmp_path / "out"), "--regions", "felzenszwalb"])
     assert res.exit_code == 1
     assert "2 written, 2 failed" in res.output
     assert "broken.dcm" in res.output and "holds no image" in res.output
@@ -109,7 +109,8 @@ def test_whole_slide_region_by_region(tmp_path) -> None:
     slide = tmp_path / "in" / "case.svs"
     slide.parent.mkdir()
     tifffile.imwrite(slide, rgb, tile=(256, 256), photometric="rgb")
-    report = restore_files(RestoreConfig(inputs=(slide,), model=weights, out=tmp_path / "out", progress=False))
+    report = restore_files(RestoreConfig(inputs=(slide,), model=weights, out=tmp_path / "out", progress=False,
+                                         regions="felzenszwalb"))
     assert report.ok, report.failures
     out = tmp_path / "out" / "case.tiff"
     with SlideReader(out) as restored:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..conventions import CT_WINDOW_HU
 from ..tasks.ct import CTDegradation, calibrate_incident_photons
 
 #: Soft tissue / brain / water: where a uniform region shows the noise, not anatomy.
@@ -30,7 +31,7 @@ ROI_SIZE = 24
 #: Full-dose noise std (HU, uniform soft tissue) that ``prepare`` emulates by default.
 DEFAULT_FULL_DOSE_NOISE_HU = 12.0
 #: The window of the ``ct_window`` convention (RED-CNN/CTformer), where CT results are scored.
-SCORED_WINDOW_HU = (-160.0, 240.0)
+SCORED_WINDOW_HU = CT_WINDOW_HU
 #: Slices with less of their area inside :data:`SCORED_WINDOW_HU` are left out of the dataset.
 MIN_SCORED_FRACTION = 0.2
 

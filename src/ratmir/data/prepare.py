@@ -49,6 +49,12 @@ TASK_WINDOWS = {"ct": "ct:40,400", "pet": "range:0,20", "pathology": "range:0,25
 TASK_FELZENSZWALB_OPTIONS = {"ct": {}, "pet": {"min_size": 32}, "pathology": {"min_size": 64}}
 
 
+def task_region_options(task: str, backend: str) -> dict[str, Any]:
+    """The backend options used for ``task`` when none are given: felzenszwalb's per-task
+    minimum region (:data:`TASK_FELZENSZWALB_OPTIONS`), the backend's defaults otherwise."""
+    return dict(TASK_FELZENSZWALB_OPTIONS.get(task, {})) if backend == "felzenszwalb" else {}
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """Everything ``ratmir prepare`` needs (the CLI builds one; :func:`prepare_dataset` takes it).
@@ -174,8 +180,11 @@ def _check_config(config: PrepareConfig) -> None:
         check_number("ct_noise_hu", config.ct_noise_hu, low=0.0, low_inclusive=False)
 
 
-def _make_regions(root: Path, *, config: PrepareConfig, backend: str, window: str,
-                  options: Mapping[str, Any]) -> dict[str, Any]:
+def make_regions(root: Path, *, backend: str, window: str, options: Mapping[str, Any],
+                 progress: bool = True) -> dict[str, Any]:
+    """Label maps of every split's LQ images (``root/<split>/regions``, :func:`run_regions`:
+    maps already made are kept); returns the dataset's ``regions`` record (backend, settings,
+    window). Used by ``prepare`` and by ``study``'s derived datasets."""
     from ..regions import RegionsConfig, run_regions
 
     settings: dict[str, Any] = {}
@@ -184,12 +193,14 @@ def _make_regions(root: Path, *, config: PrepareConfig, backend: str, window: st
             continue
         report = run_regions(RegionsConfig(
             inputs=(root / split / "lq",), out=root / split / "regions", backend=backend,
-            backend_options=dict(options), window=window, progress=config.progress))
+            backend_options=dict(options), window=window, progress=progress))
         if report.failures:
             raise ValueError(f"region maps failed for {len(report.failures)} image(s): "
                              + "; ".join(message for _, message in report.failures[:3]))
-        record = json.loads(next((root / split / "regions").glob("*.regions.json")).read_text())
-        settings = {"backend": record["backend"], "settings": record["settings"], "window": window}
+        first = next((root / split / "regions").glob("*.regions.json"), None)
+        if first is not None:
+            record = json.loads(first.read_text())
+            settings = {"backend": record["backend"], "settings": record["settings"], "window": window}
     return settings
 
 
@@ -232,10 +243,8 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
                     write_image(paths.lq, lq)
                     records[sample.name] = {"subject": sample.subject, "origin": sample.origin, **record}
                     bar.update()
-        options = config.regions_options
-        if not options and backend == "felzenszwalb":
-            options = TASK_FELZENSZWALB_OPTIONS[task.name]
-        regions = _make_regions(staging, config=config, backend=backend, window=window, options=options)
+        options = config.regions_options or task_region_options(task.name, backend)
+        regions = make_regions(staging, backend=backend, window=window, options=options, progress=config.progress)
         manifest = {
             "format": DATASET_FORMAT, **task.record(), "splits": {k: [s.name for s in v] for k, v in chosen.items()},
             "subjects": {k: sorted({s.subject for s in v}) for k, v in chosen.items()},

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..conventions import CONVENTIONS
+from ..conventions import CONVENTIONS, CT_WINDOW_HU
 
 DISPLAY = {"ct": "ct_window", "pet": "pet", "pathology": "rgb"}  # convention used for figures
 
@@ -21,7 +21,7 @@ def display_image(t: torch.Tensor, *, task: str, norm) -> np.ndarray:
     """A normalised [1, C, H, W] image as [H, W] or [H, W, 3] in [0, 1] for figures: CT in the
     [-160, 240] HU window, PET over the declared range, pathology RGB."""
     conv = CONVENTIONS[DISPLAY[task]]
-    lo, hi = {"ct": (-160.0, 240.0), "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
+    lo, hi = {"ct": CT_WINDOW_HU, "pathology": (0.0, 255.0)}.get(task, (norm.low, norm.high))
     img = ((conv.transform(t.double().cpu(), norm)[0] - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy()
     return img[..., 0] if img.shape[-1] == 1 else img
 

@@ -84,7 +84,7 @@ class RegionProvider:
             self._build_backend()
 
     def _build_backend(self) -> None:
-        from ..data.prepare import TASK_FELZENSZWALB_OPTIONS, TASK_WINDOWS
+        from ..data.prepare import TASK_WINDOWS, task_region_options
         from ..regions import backend_option_names, build_backend, parse_window
 
         manifest = self.dataset.manifest
@@ -92,11 +92,10 @@ class RegionProvider:
         recorded = manifest.get("regions") or {}
         kind = self.source.kind
         allowed = set(backend_option_names(kind))
-        options: dict[str, Any] = {}
         if recorded.get("backend") == kind:
             options = {k: v for k, v in (recorded.get("settings") or {}).items() if k in allowed and v is not None}
-        elif kind == "felzenszwalb":
-            options = dict(TASK_FELZENSZWALB_OPTIONS.get(task, {}))
+        else:
+            options = task_region_options(task, kind)
         options.update(self.source.options)
         self.window = parse_window(recorded.get("window") or TASK_WINDOWS.get(task, "auto"))
         self.backend = build_backend(kind, **options)

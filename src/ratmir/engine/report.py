@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import write_csv
-from .stats import format_mean_std, markdown_table
+from .stats import format_mean_std, markdown_table, nonfinite_flag
 
 
 def find_summary(path: str | os.PathLike) -> Path:
@@ -67,8 +67,9 @@ def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, titl
             cells = [m]
             for c in convs:
                 r = next((r for r in sub if r["method"] == m and r["convention"] == c), None)
-                cells += ([format_mean_std(r["psnr_mean"], r["psnr_std"]) + _flag(r["psnr_nonfinite"]),
-                           format_mean_std(r["ssim_mean"], r["ssim_std"], digits=4) + _flag(r["ssim_nonfinite"])]
+                cells += ([format_mean_std(r["psnr_mean"], r["psnr_std"]) + nonfinite_flag(r["psnr_nonfinite"]),
+                           format_mean_std(r["ssim_mean"], r["ssim_std"], digits=4)
+                           + nonfinite_flag(r["ssim_nonfinite"])]
                           if r else ["–", "–"])
             table.append(cells)
         header = ["method", *(f"{c} {metric}" for c in convs for metric in ("PSNR", "SSIM"))]
@@ -82,10 +83,6 @@ def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, titl
     path.write_text("\n".join(lines) + "\n")
     _plot(rows, out / "psnr.png")
     return path
-
-
-def _flag(nonfinite: int | str) -> str:
-    return f" ({nonfinite} non-finite)" if nonfinite else ""
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:

@@ -7,7 +7,8 @@
   (both are random draws: the test images from the population of scans, the seeds from the
   training randomness), and a Wilcoxon signed-rank p-value over images (the per-image
   difference averaged over seeds, so the images are the independent units).
-- :func:`format_mean_std` / :func:`markdown_table`: table cells and Markdown tables.
+- :func:`format_mean_std` / :func:`nonfinite_flag` / :func:`markdown_table`: table cells and
+  Markdown tables.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
 
 def format_mean_std(mean: float, std: float, *, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def nonfinite_flag(nonfinite: int | str) -> str:
+    """' (k non-finite)' after a mean ± std cell when k values were left out, else ''."""
+    return f" ({nonfinite} non-finite)" if nonfinite else ""
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

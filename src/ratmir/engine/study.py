@@ -42,11 +42,11 @@ class StudyResult:
     skipped: list[str] = field(default_factory=list)  # units already finished
     missing: list[str] = field(default_factory=list)  # units not finished (other shards, or failed)
     failed: list[str] = field(default_factory=list)  # "unit: error" of units that raised in this call
+    report: Path | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failed
-    report: Path | None = None
 
 
 def run_dir(out: Path, experiment: str, seed: int) -> Path:
@@ -77,14 +77,16 @@ def _locked(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _single_process() -> Iterator[None]:
     """Hide torchrun's world from the trainer: each study rank trains its units alone (on its
-    LOCAL_RANK's device)."""
-    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE")}
+    LOCAL_RANK's device), without a process group (``init_distributed`` makes one under
+    torchrun even for one process, recognised by MASTER_ADDR, which is hidden too)."""
+    saved = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
     os.environ.update(RANK="0", WORLD_SIZE="1")
+    os.environ.pop("MASTER_ADDR", None)
     try:
         yield
     finally:
         for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 # -- datasets -------------------------------------------------------------------------------------
@@ -125,32 +127,20 @@ def derive_dataset(source: str | os.PathLike, *, out: str | os.PathLike, backend
     ``backend``: the way to train the same model on other regions. Resumable: label maps
     already made are kept, ``dataset.json`` is written last."""
     from ..data.layout import DATASET_FILE, read_manifest
-    from ..data.prepare import TASK_FELZENSZWALB_OPTIONS, TASK_WINDOWS
-    from ..regions import RegionsConfig, run_regions
+    from ..data.prepare import TASK_WINDOWS, make_regions, task_region_options
 
     source, out = Path(source).resolve(), Path(out)
     manifest = read_manifest(source)
     task = manifest["task"]
     window = window or (manifest.get("regions") or {}).get("window") or TASK_WINDOWS[task]
-    options = dict(options or {})
-    if not options and backend == "felzenszwalb":
-        options = dict(TASK_FELZENSZWALB_OPTIONS.get(task, {}))
-    record: dict = {}
+    options = dict(options or {}) or task_region_options(task, backend)
     for split in manifest["splits"]:
         for kind in ("lq", "hq"):
             link = out / split / kind
             if not link.exists():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(source / split / kind, target_is_directory=True)
-        report = run_regions(RegionsConfig(inputs=(out / split / "lq",), out=out / split / "regions", backend=backend,
-                                           backend_options=options, window=window, progress=progress))
-        if report.failures:
-            raise ValueError(f"region maps failed for {len(report.failures)} image(s): "
-                             + "; ".join(m for _, m in report.failures[:3]))
-        first = next((out / split / "regions").glob("*.regions.json"), None)
-        if first is not None:
-            saved = json.loads(first.read_text())
-            record = {"backend": saved["backend"], "settings": saved["settings"], "window": window}
+    record = make_regions(out, backend=backend, window=window, options=options, progress=progress)
     derived = {**manifest, "regions": record, "derived_from": str(source)}
     with atomic_path(out / DATASET_FILE) as tmp:
         tmp.write_text(json.dumps(derived, indent=1))
@@ -192,9 +182,11 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
         if (target / "summary.json").is_file():
             continue
         start = time.perf_counter()
+        # no summary.json: what the folder holds is an evaluation of this unit that stopped before its
+        # end (summary.json is written last), so it is replaced rather than refused
         path = evaluate(run, data=config.data.root, split=spec.split, out=target, tile=spec.tile,
                         overlap=spec.overlap, figures=0, device=device, label=experiment.name, progress=progress,
-                        regions=source, max_images=spec.max_images)
+                        regions=source, max_images=spec.max_images, overwrite=True)
         summary = json.loads(path.read_text())
         summary["seconds"] = time.perf_counter() - start
         with atomic_path(path) as tmp:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .evaluate import write_csv
 from .region_sources import STORED
-from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, paired_comparison
+from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
 from .study import TRAIN_DONE, evaluation_dir, run_dir
 from .study_spec import StudySpec
 
@@ -61,7 +61,8 @@ def _summary_rows(scores: Scores, seeds: tuple[int, ...], images: list[str]) -> 
         for metric in METRICS:
             a = _matrix(scores[(method, source, conv, metric)], seeds, images)
             finite = np.where(np.isfinite(a), a, np.nan)
-            row[f"{metric}_mean"] = mean_std(a.ravel())["mean"]
+            overall = mean_std(a.ravel())
+            row[f"{metric}_mean"], row[f"{metric}_nonfinite"] = overall["mean"], overall["nonfinite"]
             row[f"{metric}_std_seeds"] = mean_std(np.nanmean(finite, axis=1))["std"]
             row[f"{metric}_std_images"] = mean_std(np.nanmean(finite, axis=0))["std"]
         rows.append(row)
@@ -140,12 +141,16 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
     for r in summary:
         if r["convention"] != conv or r["region_source"] != STORED:
             continue
-        rows.append([r["method"], format_mean_std(r["psnr_mean"], r["psnr_std_seeds"], digits=3),
-                     format_mean_std(r["psnr_mean"], r["psnr_std_images"]),
-                     format_mean_std(r["ssim_mean"], r["ssim_std_seeds"], digits=4),
-                     format_mean_std(r["ssim_mean"], r["ssim_std_images"], digits=4)])
+        psnr, ssim = nonfinite_flag(r["psnr_nonfinite"]), nonfinite_flag(r["ssim_nonfinite"])
+        rows.append([r["method"], format_mean_std(r["psnr_mean"], r["psnr_std_seeds"], digits=3) + psnr,
+                     format_mean_std(r["psnr_mean"], r["psnr_std_images"]) + psnr,
+                     format_mean_std(r["ssim_mean"], r["ssim_std_seeds"], digits=4) + ssim,
+                     format_mean_std(r["ssim_mean"], r["ssim_std_images"], digits=4) + ssim])
     lines += markdown_table(["method", "PSNR dB ± seeds", "PSNR dB ± images", "SSIM ± seeds", "SSIM ± images"],
                             rows)
+    if any(r["psnr_nonfinite"] or r["ssim_nonfinite"] for r in summary):
+        lines += ["", "Scores marked (k non-finite) were NaN or infinite (e.g. PSNR of an output identical to its "
+                  "reference): not in mean ± std, and their images are left out of the paired comparisons."]
     methods = [c for k, cv, c in paired if k == "method" and cv == conv]
     sources = [c for k, cv, c in paired if k == "region_source" and cv == conv]
     note = (f"Paired on the same image and seed; interval: percentile bootstrap over seeds and images "

