@@ -206,6 +206,11 @@ def test_nonfinite_scores_are_counted_and_shown(tiny_dataset, tmp_path) -> None:
     assert report.exit_code == 0, report.output
     assert "(1 non-finite)" in report.output and "count in the number of images but not in mean" in report.output
     csv_text = (tmp_path / "report" / "report.csv").read_text()
+    before = snapshot(tmp_path / "report")
+    assert_error(cli("report", tmp_path / "run", "--out", tmp_path / "report"), 2,
+                 f"{tmp_path / 'report'} already holds a report (report.md, report.csv, psnr.png)", "--overwrite")
+    assert snapshot(tmp_path / "report") == before
+    assert cli("report", tmp_path / "run", "--out", tmp_path / "report", "--overwrite").exit_code == 0
     assert "psnr_nonfinite" in csv_text.splitlines()[0]
 
 

@@ -291,11 +291,15 @@ def report_command(
     inputs: Annotated[list[Path], typer.Argument(help="RUN or evaluation folders (or summary.json files).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     title: Annotated[str, typer.Option(help="Report title.")] = "Results",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier report in OUT.")] = False,
 ) -> None:
-    """Table of mean ± std per method and task (Markdown, CSV) and a PSNR bar plot."""
+    """Table of mean ± std per method and task (Markdown, CSV) and a PSNR bar plot.
+
+    Exit code 2 for unusable inputs, or when OUT already holds a report (without --overwrite).
+    """
     from .engine.report import write_report
 
-    path = write_report(list(inputs), out=out, title=title)
+    path = write_report(list(inputs), out=out, title=title, overwrite=overwrite)
     typer.echo(path.read_text())
 
 

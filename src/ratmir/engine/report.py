@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputExistsError
 from .evaluate import write_csv
 from .stats import format_mean_std, markdown_table, nonfinite_flag
 
@@ -51,9 +52,19 @@ def collect(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, title: str = "Results") -> Path:
+REPORT_FILES = ("report.md", "report.csv", "psnr.png")
+
+
+def write_report(paths: list[str | os.PathLike], *, out: str | os.PathLike, title: str = "Results",
+                 overwrite: bool = False) -> Path:
+    """Write the report files into ``out``; an earlier report there is replaced only with
+    ``overwrite`` (other files in ``out`` are never touched)."""
     rows = collect(paths)
     out = Path(out)
+    existing = [name for name in REPORT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{out} already holds a report ({', '.join(existing)}); pass --overwrite to "
+                                "replace it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "report.csv", rows)
     lines = [f"# {title}", ""]
