@@ -96,13 +96,18 @@ def check_number(name: str, value: object, *, low: float | None = None, high: fl
     return value
 
 
+def parse_device(name: str, value: object) -> torch.device:
+    """``value`` as a ``torch.device`` (whether or not it exists here), else ``ValueError``."""
+    try:
+        return torch.device(value)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+
+
 def check_device(name: str, value: object) -> torch.device:
     """``value`` as a ``torch.device`` that exists on this machine, else ``ValueError`` (e.g.
     ``cuda`` where CUDA is not available, ``cuda:3`` on a 2-GPU machine, ``gpu``)."""
-    try:
-        device = torch.device(value)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+    device = parse_device(name, value)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{name} is {value!r} but CUDA is not available on this machine "

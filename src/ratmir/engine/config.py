@@ -261,19 +261,15 @@ def validate(config: ExperimentConfig) -> None:
     need(d.val_max_images is None or d.val_max_images >= 1,
          f"data.val_max_images must be >= 1 or null, got {d.val_max_images}")
     need(bool(d.train_split), "data.train_split must name a split of the dataset, got ''")
-    need(config.train.device == "auto" or _parses_as_device(config.train.device),
-         f"train.device must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1', got {config.train.device!r}")
+    if config.train.device != "auto":
+        from .._checks import parse_device  # imports torch: only when a device is named
+
+        try:
+            parse_device("train.device", config.train.device)
+        except ValueError:
+            raise ConfigError(f"train.device must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1', "
+                              f"got {config.train.device!r}") from None
     validate_model_options(config.model)
-
-
-def _parses_as_device(text: str) -> bool:
-    import torch
-
-    try:
-        torch.device(text)
-    except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
 
 
 def validate_model_options(model: ModelConfig) -> None:
