@@ -9,13 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .grouped_attention import TokenGroups, grouped_attention
-
-
-def _heads(t: Tensor, num_heads: int) -> Tensor:
-    """[B, C, H, W] -> [B, heads, H*W, C/heads]."""
-    b, c, h, w = t.shape
-    return t.reshape(b, num_heads, c // num_heads, h * w).transpose(-1, -2)
+from .grouped_attention import TokenGroups, grouped_attention_packed
 
 
 class RegionAttention(nn.Module):
@@ -38,13 +32,15 @@ class RegionAttention(nn.Module):
         self.project_out = nn.Conv2d(channels, channels, kernel_size=1)
 
     def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
-        """x [B, C, H, W], groups over the B x H*W tokens -> [B, C, H, W]."""
+        """x [B, C, H, W], groups over the B x H*W tokens -> [B, C, H, W].
+
+        Token-major inside: for a channels-last ``x`` the qkv conv's output is already
+        [B, H, W, 3, heads, d] in memory, and the result goes back without a transpose.
+        """
         b, c, h, w = x.shape
-        q, k, v = (_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, dim=1))
-        out = grouped_attention(
-            q, k, v, groups, scale=self.scale, backend=backend, mask_value=self.mask_value
-        )
-        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        qkv = self.qkv(x).permute(0, 2, 3, 1).reshape(b * h * w, 3, self.num_heads, c // self.num_heads)
+        out = grouped_attention_packed(qkv, groups, scale=self.scale, backend=backend, mask_value=self.mask_value)
+        out = out.reshape(b, h, w, c).permute(0, 3, 1, 2)  # channels-last [B, C, H, W]
         return self.project_out(out)
 
 

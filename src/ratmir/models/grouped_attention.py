@@ -183,24 +183,44 @@ def grouped_attention(
     Returns:
         [B, heads, N, D].
     """
+    qkv = torch.stack([fused_attention.to_tokens(t) for t in (q, k, v)], dim=1)
+    out = grouped_attention_packed(qkv, groups, scale=scale, backend=backend, mask_value=mask_value)
+    return fused_attention.from_tokens(out, q.shape[0])
+
+
+def grouped_attention_packed(
+    qkv: Tensor, groups: TokenGroups, *, scale: float, backend: str = "sparse", mask_value: float = -1000.0,
+) -> Tensor:
+    """:func:`grouped_attention` on token-major input: qkv [B*N, 3, heads, D] -> [B*N, heads, D].
+
+    This is the layout of a channels-last 1x1-conv output ([B, H, W, 3*C] in memory, channels
+    ordered (qkv, head, d)), so the sparse path reads it without a transpose.
+    """
+    if qkv.dim() != 4 or qkv.shape[1] != 3 or qkv.shape[0] != groups.batch_size * groups.num_tokens:
+        raise ValueError(f"qkv must be [B*N={groups.batch_size * groups.num_tokens}, 3, heads, D], "
+                         f"got {tuple(qkv.shape)}")
     if backend == "auto":
-        backend = resolve_backend(backend, q.device, dtype=q.dtype)
+        backend = resolve_backend(backend, qkv.device, dtype=qkv.dtype)
     if backend in ("flex", "varlen"):
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-        reason = fused_attention.unsupported_reason(backend, device=q.device, dtype=q.dtype, head_dim=q.shape[-1],
-                                                    needs_grad=needs_grad)
+        needs_grad = torch.is_grad_enabled() and qkv.requires_grad
+        reason = fused_attention.unsupported_reason(backend, device=qkv.device, dtype=qkv.dtype,
+                                                    head_dim=qkv.shape[-1], needs_grad=needs_grad)
         if reason is not None:
             _warn_fallback(backend, reason)
             backend = "sparse"
     if backend == "sparse":
-        return _sparse(q, k, v, groups, scale=scale)
+        return _sparse(qkv, groups, scale=scale)
+    b = groups.batch_size
+    q, k, v = (fused_attention.from_tokens(qkv[:, i], b) for i in range(3))
     if backend == "dense":
-        return _dense(q, k, v, groups.labels, scale=scale, mask_value=mask_value)
-    if backend == "flex":
-        return fused_attention.flex_grouped(q, k, v, groups, scale=scale)
-    if backend == "varlen":
-        return fused_attention.varlen_grouped(q, k, v, groups, scale=scale)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        out = _dense(q, k, v, groups.labels, scale=scale, mask_value=mask_value)
+    elif backend == "flex":
+        out = fused_attention.flex_grouped(q, k, v, groups, scale=scale)
+    elif backend == "varlen":
+        out = fused_attention.varlen_grouped(q, k, v, groups, scale=scale)
+    else:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return fused_attention.to_tokens(out)
 
 
 def resolve_backend(backend: str, device: torch.device, *, dtype: torch.dtype = torch.float32) -> str:
@@ -220,15 +240,15 @@ def _warn_fallback(backend: str, reason: str) -> None:
                   "'sparse' backend instead", RuntimeWarning, stacklevel=4)
 
 
-def _sparse(q: Tensor, k: Tensor, v: Tensor, groups: TokenGroups, *, scale: float) -> Tensor:
-    # One gather for q, k and v together: [B*N, 3, H, D] in sorted order.
-    qkv = torch.stack([fused_attention.to_tokens(t) for t in (q, k, v)], dim=1)
+def _sparse(qkv: Tensor, groups: TokenGroups, *, scale: float) -> Tensor:
+    """qkv [B*N, 3, H, D] -> [B*N, H, D]: one gather into sorted order, SDPA per chunk, one
+    gather back."""
     qkv = qkv.index_select(0, groups.perm)
     outputs = []
     for chunk, part in zip(groups.chunks, torch.split(qkv, [c.num_tokens for c in groups.chunks])):
         outputs.append(_chunk_attention(part, chunk, scale=scale))
     out = torch.cat(outputs, dim=0) if len(outputs) > 1 else outputs[0]
-    return fused_attention.from_tokens(out.index_select(0, groups.inverse), q.shape[0])
+    return out.index_select(0, groups.inverse)
 
 
 def _chunk_attention(part: Tensor, chunk: _Chunk, *, scale: float) -> Tensor:

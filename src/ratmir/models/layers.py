@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -38,8 +39,11 @@ class _LayerNorm2dFunction(torch.autograd.Function):
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of [B, C, H, W] (NAFNet's ``LayerNorm2d``).
 
-    Biased variance and ``eps`` inside the square root, as the reference; a custom backward
-    that keeps one full-size tensor per layer (memory dominates training on CPUs and GPUs).
+    Biased variance and ``eps`` inside the square root, as the reference. A channels-last input
+    (the layout RAT and NAFNet run in) has its channels innermost, so it goes through the fused
+    ``F.layer_norm`` kernel on a [B, H, W, C] view; any other layout through a custom backward
+    that keeps one full-size tensor per layer. Both compute in float32 for bf16/fp16 inputs and
+    return the input's dtype.
     """
 
     def __init__(self, channels: int, *, eps: float = 1e-6) -> None:
@@ -49,6 +53,12 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+            nhwc = x.permute(0, 2, 3, 1)  # a contiguous view
+            if nhwc.dtype in (torch.float16, torch.bfloat16):
+                nhwc = nhwc.float()
+            out = F.layer_norm(nhwc, (x.shape[1],), self.weight.to(nhwc.dtype), self.bias.to(nhwc.dtype), self.eps)
+            return out.to(x.dtype).permute(0, 3, 1, 2)
         return _LayerNorm2dFunction.apply(x, self.weight, self.bias, self.eps)
 
 

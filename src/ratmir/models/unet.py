@@ -46,14 +46,17 @@ def maybe_checkpoint(fn: Callable[..., Tensor], *args, enabled: bool, **kwargs) 
 
 
 def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor], *, checkpointing: bool = False) -> Tensor:
-    """intro -> encoders/downs -> middle -> ups/skips/decoders -> ending, on ``module``'s parts;
-    ``checkpointing`` recomputes each NAFBlock in backward."""
+    """intro -> encoders/downs -> middle -> ups/skips/decoders -> ending, on ``module``'s parts,
+    in channels-last layout; ``checkpointing`` recomputes each NAFBlock in backward. Returns a
+    contiguous (NCHW) tensor."""
     def blocks(seq: nn.Sequential, z: Tensor) -> Tensor:
         for block in seq:
             z = maybe_checkpoint(block, z, enabled=checkpointing)
         return z
 
-    x = module.intro(x)
+    # Channels-last inside: 1x1 convs become plain matrix products, layer norms and attention
+    # read channels contiguously (see ratmir.models.layers / attention). Same numbers.
+    x = module.intro(x).contiguous(memory_format=torch.channels_last)
     skips = []
     for encoder, down in zip(module.encoders, module.downs):
         x = blocks(encoder, x)
@@ -62,4 +65,4 @@ def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor], *
     x = middle(x)
     for decoder, up, skip in zip(module.decoders, module.ups, reversed(skips)):
         x = blocks(decoder, up(x) + skip)
-    return module.ending(x)
+    return module.ending(x).contiguous()
