@@ -41,7 +41,8 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(field)
 
 
-def _measure(mode: str, backend: str, size: int, regions: int, threads: int, checkpointing: bool = False) -> dict:
+def _measure(mode: str, backend: str, size: int, regions: int, threads: int, checkpointing: bool | str = False,
+             batch: int = 1) -> dict:
     """Runs in the child process."""
     from ratmir.losses import FocalRegionLoss
     from ratmir.models import RAT
@@ -49,8 +50,8 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int, che
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = RAT(attention_backend=backend, checkpointing=checkpointing)
-    x = torch.rand(1, 1, size, size)
-    r = voronoi_regions(size, regions)
+    x = torch.rand(batch, 1, size, size)
+    r = voronoi_regions(size, regions).expand(batch, -1, -1)
     target = torch.rand_like(x)
     loss_fn = FocalRegionLoss()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
@@ -77,8 +78,9 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int, che
 
 
 def run(mode: str, backend: str, size: int, regions: int, threads: int, timeout: float,
-        checkpointing: bool = False) -> dict | None:
-    cmd = [sys.executable, __file__, "--child", json.dumps([mode, backend, size, regions, threads, checkpointing])]
+        checkpointing: bool | str = False, batch: int = 1) -> dict | None:
+    """Time and peak memory of one step in a fresh process (None on timeout or failure)."""
+    cmd = [sys.executable, __file__, "--child", json.dumps([mode, backend, size, regions, threads, checkpointing, batch])]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -11,7 +11,7 @@ Prints, measured side by side in one run:
     python benchmarks/profile_rat.py --size 256 --repeat 1
     python benchmarks/profile_rat.py --precision fp32 bf16 --no-profile
 
-Label map: a Voronoi partition with ``--regions`` seeds (uneven, like real maps).
+Label map: a Voronoi partition with ``--regions`` cells (benchmarks/attention.py).
 Stop other jobs first: the numbers are only meaningful on an idle machine.
 """
 
@@ -25,11 +25,10 @@ from collections import defaultdict
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from attention import voronoi_regions  # benchmarks/attention.py
+
 from ratmir.models import RAT
-try:
-    from ratmir.models.inference import inference_context
-except ImportError:
-    pass
+from ratmir.models.precision import inference_precision
 
 FAMILIES = (
     ("convolution", r"conv|mkldnn_convolution|_convolution"),
@@ -41,16 +40,6 @@ FAMILIES = (
     ("planning", r"unique|sort|argsort|from_numpy|lexsort"),
     ("elementwise", r"add|mul|sub|gelu|div|sum|chunk|split|adaptive_avg_pool|pixel_shuffle"),
 )
-
-
-def voronoi_labels(size: int, regions: int, *, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    seeds = torch.rand(regions, 2, generator=g) * size
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    pts = torch.stack([yy, xx], -1).reshape(-1, 1, 2).float()
-    weight = 0.5 + torch.rand(regions, generator=g)  # uneven sizes
-    d = ((pts - seeds) ** 2).sum(-1) * weight
-    return d.argmin(-1).reshape(1, size, size)
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
@@ -74,20 +63,20 @@ def family(name: str) -> str:
 
 def time_forward(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, precision: str, repeat: int) -> float:
     best = float("inf")
-    with inference_context(model, precision=precision) as run:
-        run(x, regions)  # warm-up (plans, kernels, weight casts)
+    with torch.inference_mode(), inference_precision(precision, "cpu"):
+        model(x, regions)  # warm-up (plans, kernels)
         for _ in range(repeat):
             t = time.perf_counter()
-            run(x, regions)
+            model(x, regions)
             best = min(best, time.perf_counter() - t)
     return best
 
 
 def profile_families(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, precision: str) -> None:
-    with inference_context(model, precision=precision) as run:
-        run(x, regions)
+    with torch.inference_mode(), inference_precision(precision, "cpu"):
+        model(x, regions)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            run(x, regions)
+            model(x, regions)
     totals: dict[str, float] = defaultdict(float)
     top: dict[str, float] = defaultdict(float)
     for evt in prof.key_averages():
@@ -119,16 +108,25 @@ def main() -> None:
         if p.dim() == 4 and p.shape[0] == 1:
             torch.nn.init.normal_(p, std=0.1)
     x = torch.rand(1, 1, args.size, args.size)
-    regions = voronoi_labels(args.size, args.regions)
+    regions = voronoi_regions(args.size, args.regions)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size}^2, {args.regions} regions")
     limits = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     print(f"matmul 2048^2: fp32 {limits['fp32']:.0f} GFLOPS, bf16 {limits['bf16']:.0f} GFLOPS")
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x, regions)
-    gflop = counter.get_total_flops() / 1e9
-    print(f"forward: {gflop:.0f} GFLOP; bf16 matmul limit {gflop / limits['bf16']:.2f} s, "
-          f"fp32 limit {gflop / limits['fp32']:.2f} s")
+    # FlopCounterMode counts convolutions and linear layers but not CPU flash attention:
+    # attention is 4 * sum(segment size^2) * channels per layer (QK^T and AV), from the plan.
+    counted = counter.get_total_flops() / 1e9
+    sampled = regions[:, :: model.stride, :: model.stride]
+    _, sizes = sampled.unique(return_counts=True)
+    latent = model.config["width"] * model.stride
+    tokens = sampled.numel()
+    per_layer = 4 * latent * ((sizes.double() ** 2).sum().item() + tokens * model.window_size**4)
+    attention = per_layer * model.config["middle_layers"] / 1e9
+    gflop = counted + attention
+    print(f"forward: {gflop:.0f} GFLOP ({counted:.0f} conv/linear + {attention:.0f} attention); "
+          f"bf16 matmul limit {gflop / limits['bf16']:.2f} s, fp32 limit {gflop / limits['fp32']:.2f} s")
     print("| precision | s | GFLOPS | x bf16 limit |\n|---|---|---|---|")
     for precision in args.precision:
         secs = time_forward(model, x, regions, precision=precision, repeat=args.repeat)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .grouped_attention import TokenGroups, grouped_attention_packed
+from .grouped_attention import TokenGroups, attention_dtype, grouped_attention_packed
 
 
 class RegionAttention(nn.Module):
@@ -66,8 +66,9 @@ class WindowAttention(nn.Module):
         assert h % s == 0 and w % s == 0, "the caller pads to a multiple of the window size"
         win = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 3, 5, 1).reshape(-1, s * s, c)
         qkv = self.qkv(win).reshape(win.shape[0], s * s, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B*nW, heads, s*s, d]
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.num_heads**-0.5)
+        with attention_dtype(qkv.device, qkv.dtype) as compute:
+            q, k, v = qkv.to(compute).permute(2, 0, 3, 1, 4)  # each [B*nW, heads, s*s, d]
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.num_heads**-0.5).to(qkv.dtype)
         out = self.proj_out(out.transpose(1, 2).reshape(win.shape[0], s * s, c))
-        out = out.reshape(b, h // s, w // s, s, s, c).permute(0, 5, 1, 3, 2, 4)
-        return out.reshape(b, c, h, w)
+        out = out.reshape(b, h // s, w // s, s, s, c).transpose(2, 3).reshape(b, h, w, c)
+        return out.permute(0, 3, 1, 2)  # channels-last [B, C, H, W]

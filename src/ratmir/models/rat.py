@@ -19,7 +19,7 @@ from .attention import RegionAttention, WindowAttention
 from .base import RestorationModel, pad_to_multiple
 from .grouped_attention import BACKENDS, TokenGroups, plan_groups
 from .layers import ConvMLP, LayerNorm2d
-from .unet import build_decoder, build_encoder, maybe_checkpoint, run_unet
+from .unet import build_decoder, build_encoder, checkpoint_mode, maybe_checkpoint, run_unet
 
 ATTENTION_MODES = ("region", "window", "global")
 
@@ -81,9 +81,11 @@ class RAT(RestorationModel):
             (W-MSA) or ``"global"`` (full MSA) -- the paper's Table 4 ablation.
         attention_backend: ``"auto"``, ``"sparse"``, ``"dense"``, ``"flex"`` or ``"varlen"`` (see
             :mod:`ratmir.models.grouped_attention`).
-        checkpointing: recompute each NAFBlock and RAT layer during backward instead of storing
-            its activations (activation checkpointing): a fraction of the training memory for
-            about a third more time. No effect on results or in inference.
+        checkpointing: activation checkpointing in training (recompute in backward instead of
+            storing activations; no effect on results or in inference): ``"none"`` (or False),
+            ``"unet"`` (the NAFBlocks of the encoder and decoder: most of the memory, cheap to
+            recompute) or ``"all"`` (or True: NAFBlocks and RAT layers). Measured in
+            README "Speed and memory".
         identity_init: zero-initialise the output convolution, so the untrained model returns
             its input and training starts from "no change" (useful when the degradation is
             mild). The reference initialises it randomly (False).
@@ -112,7 +114,7 @@ class RAT(RestorationModel):
         mask_value: float = -1000.0,
         attention: str = "region",
         attention_backend: str = "auto",
-        checkpointing: bool = False,
+        checkpointing: bool | str = "unet",
         identity_init: bool = False,
     ) -> None:
         super().__init__()
@@ -144,12 +146,12 @@ class RAT(RestorationModel):
             in_channels=in_channels, width=width, enc_blocks=enc_blocks, dec_blocks=dec_blocks,
             middle_layers=middle_layers, layers_per_group=layers_per_group, num_heads=num_heads,
             window_size=window_size, mlp_ratio=float(mlp_ratio), mask_value=float(mask_value),
-            attention=attention, attention_backend=attention_backend, checkpointing=bool(checkpointing),
+            attention=attention, attention_backend=attention_backend, checkpointing=checkpoint_mode(checkpointing),
             identity_init=bool(identity_init),
         )
         self.attention = attention
         self.attention_backend = attention_backend
-        self.checkpointing = bool(checkpointing)
+        self.checkpointing = checkpoint_mode(checkpointing)
         self.window_size = window_size
         self.stride = 2 ** len(enc_blocks)
         self.size_multiple = self.stride * window_size
@@ -178,10 +180,10 @@ class RAT(RestorationModel):
         def middle(z: Tensor) -> Tensor:
             shortcut = z
             for blk in self.middle_blks:
-                z = blk(z, groups, backend=backend, checkpointing=self.checkpointing)
+                z = blk(z, groups, backend=backend, checkpointing=self.checkpointing == "all")
             return z + shortcut
 
-        x = run_unet(self, inp, middle, checkpointing=self.checkpointing) + inp
+        x = run_unet(self, inp, middle, checkpointing=self.checkpointing != "none") + inp
         return x[..., :h, :w]
 
     def _groups(self, regions: Tensor | None, b: int, h: int, w: int, pad_h: int, pad_w: int) -> TokenGroups:

@@ -37,6 +37,19 @@ def build_decoder(chan: int, blocks: Sequence[int]) -> tuple[nn.ModuleList, nn.M
     return ups, decoders
 
 
+CHECKPOINT_MODES = ("none", "unet", "all")
+
+
+def checkpoint_mode(value: bool | str) -> str:
+    """Normalise a ``checkpointing`` option: False -> "none", True -> "all", or one of
+    ``CHECKPOINT_MODES``."""
+    if isinstance(value, bool):
+        return "all" if value else "none"
+    if value not in CHECKPOINT_MODES:
+        raise ValueError(f"checkpointing must be a bool or one of {CHECKPOINT_MODES}, got {value!r}")
+    return value
+
+
 def maybe_checkpoint(fn: Callable[..., Tensor], *args, enabled: bool, **kwargs) -> Tensor:
     """``fn(*args, **kwargs)``, recomputed in backward instead of storing its activations when
     ``enabled`` and gradients are being recorded (activation checkpointing)."""

@@ -1,0 +1,78 @@
+"""Training step time and peak memory of the default RAT by activation-checkpointing mode.
+
+One training step (forward, focal region loss, backward, Adam) at 256x256 with 20 Voronoi
+regions, each measured in a fresh process (benchmarks/attention.py's child): time of the second
+step, peak resident memory of the first over the resident size before it.
+
+    python benchmarks/training_memory.py                 # modes none/unet/all at batch 1, 2; default at 8
+    python benchmarks/training_memory.py --authors       # + the authors' computation (dense mask) at batch 1
+    python benchmarks/training_memory.py --batches 1 --no-paper
+
+Stop other jobs first: times are only meaningful on an idle machine. Batch 8 without
+checkpointing needs more than this machine's 24 GB: it is extrapolated from batches 1 and 2
+(memory is linear in the batch), and labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from attention import run  # benchmarks/attention.py
+
+from ratmir.models import RAT
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--modes", nargs="+", default=["none", "unet", "all"])
+    ap.add_argument("--paper-batch", type=int, default=8, help="measured with the default mode only")
+    ap.add_argument("--no-paper", action="store_true", help="skip the paper-batch measurement")
+    ap.add_argument("--authors", action="store_true", help="also the dense-mask computation at batch 1")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--timeout", type=float, default=1200.0)
+    args = ap.parse_args()
+    default = RAT().checkpointing
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.size}^2, default checkpointing={default!r}\n")
+    print("| backend | checkpointing | batch | step (s) | peak (MB) |\n|---|---|---|---|---|")
+    results: dict[tuple[str, str, int], dict | None] = {}
+
+    def measure(backend: str, mode: str, batch: int) -> None:
+        r = run("train", backend, args.size, 20, args.threads, args.timeout, checkpointing=mode, batch=batch)
+        results[backend, mode, batch] = r
+        cell = "failed or timed out | -" if r is None else f"{r['seconds']:.2f} | {r['peak_mb']:.0f}"
+        print(f"| {backend} | {mode} | {batch} | {cell} |", flush=True)
+
+    for mode in args.modes:
+        for batch in args.batches:
+            measure("sparse", mode, batch)
+    if not args.no_paper:
+        measure("sparse", default, args.paper_batch)
+    if args.authors:
+        measure("dense", "none", 1)
+
+    print()
+    base = {m: results.get(("sparse", m, 1)) for m in args.modes}
+    if base.get("none"):
+        for mode in args.modes:
+            if mode != "none" and base.get(mode):
+                print(f"{mode} vs none at batch 1: time x{base[mode]['seconds'] / base['none']['seconds']:.2f}, "
+                      f"peak memory x{base[mode]['peak_mb'] / base['none']['peak_mb']:.2f}")
+    b1, b2 = min(args.batches), max(args.batches)
+    for mode in args.modes:
+        lo, hi = results.get(("sparse", mode, b1)), results.get(("sparse", mode, b2))
+        if lo and hi and b2 > b1:
+            per = (hi["peak_mb"] - lo["peak_mb"]) / (b2 - b1)
+            est = lo["peak_mb"] + per * (args.paper_batch - b1)
+            print(f"{mode}: batch {args.paper_batch} extrapolated from batches {b1}, {b2}: {est / 1024:.1f} GB")
+    dense = results.get(("dense", "none", 1))
+    if dense:
+        print(f"authors' computation (dense mask, no checkpointing), batch 1 measured: {dense['peak_mb'] / 1024:.1f} GB; "
+              f"batch {args.paper_batch} extrapolated linearly: {dense['peak_mb'] * args.paper_batch / 1024:.0f} GB")
+
+
+if __name__ == "__main__":
+    main()
