@@ -27,7 +27,7 @@ def _peak_mb() -> float:
     raise RuntimeError("VmHWM")
 
 
-def child(size: int, tile: int) -> dict:
+def child(size: int, tile: int, precision: str = "fp32") -> dict:
     import numpy as np
     import torch
 
@@ -47,7 +47,8 @@ def child(size: int, tile: int) -> dict:
         start = time.perf_counter()
         report = restore_files(RestoreConfig(inputs=(tmp / "in",), model=weights, out=tmp / "out",
                                              tile=tile or None, batch_size=1, progress=False,
-                                             regions="felzenszwalb"))  # as README quotes (default: auto)
+                                             regions="felzenszwalb",  # as README quotes (default: auto)
+                                             precision=precision))
         seconds = time.perf_counter() - start
         assert report.ok, report.failures
     return {"seconds": seconds, "peak_mb": _peak_mb()}
@@ -58,21 +59,24 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=3000)
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--untiled", action="store_true", help="also measure one-pass restoration")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return
     print(f"Restoring a {args.size}x{args.size} RGB TIFF with the default RAT (in_channels=3), CPU\n")
-    print("| mode | time (s) | peak resident memory (MB) |\n|---|---|---|")
+    print("| mode | precision | time (s) | peak resident memory (MB) |\n|---|---|---|---|")
     for tile in [args.tile] + ([0] if args.untiled else []):
-        out = subprocess.run([sys.executable, __file__, "--child", json.dumps([args.size, tile])],
-                             capture_output=True, text=True)
-        if out.returncode:
-            print(f"| {'untiled' if not tile else f'tile {tile}'} | failed | {out.stderr.strip().splitlines()[-1]} |")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {'untiled' if not tile else f'tiled {tile}, overlap 32'} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |")
+        mode = "untiled" if not tile else f"tiled {tile}, overlap 32"
+        for precision in args.precision:
+            out = subprocess.run([sys.executable, __file__, "--child", json.dumps([args.size, tile, precision])],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(f"| {mode} | {precision} | failed | {out.stderr.strip().splitlines()[-1]} |", flush=True)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {mode} | {precision} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

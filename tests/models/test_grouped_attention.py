@@ -220,3 +220,34 @@ def test_flex_block_mask_for_2_18_tokens_stays_small() -> None:
     grown, blocks = map(int, result.stdout.split())
     assert blocks == 2**18 // 128
     assert grown < 256 * 2**20, f"block mask construction grew resident memory by {grown / 2**20:.0f} MB"
+
+
+def test_packed_tokens_equal_the_head_layout_and_reject_wrong_shapes() -> None:
+    from ratmir.models.grouped_attention import grouped_attention_packed
+
+    torch.manual_seed(0)
+    b, h, n, d = 2, 3, 40, 8
+    q, k, v = (torch.randn(b, h, n, d) for _ in range(3))
+    groups = plan_groups(_labels("mixed", b, n), loop_min=4)
+    packed = torch.stack([fused_attention.to_tokens(t) for t in (q, k, v)], dim=1)
+    out = grouped_attention_packed(packed, groups, scale=SCALE)
+    torch.testing.assert_close(fused_attention.from_tokens(out, b), _reference(q, k, v, groups.labels),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"qkv must be \[B\*N=80, 3, heads, D\], got \(80, 2, 3, 8\)"):
+        grouped_attention_packed(packed[:, :2], groups, scale=SCALE)
+
+
+def test_cpu_attention_runs_in_float32_under_bf16_autocast() -> None:
+    """CPU flash attention is slower in bf16, so half inputs are computed in float32 (autocast
+    off inside): the result equals float32 attention on the same bf16 values, cast back."""
+    from ratmir.models.grouped_attention import grouped_attention_packed
+
+    torch.manual_seed(0)
+    b, h, n, d = 1, 2, 64, 8
+    qkv = torch.randn(b * n, 3, h, d).to(torch.bfloat16)
+    groups = plan_groups(_labels("mixed", b, n), loop_min=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = grouped_attention_packed(qkv, groups, scale=SCALE)
+    assert out.dtype == torch.bfloat16
+    expected = grouped_attention_packed(qkv.float(), groups, scale=SCALE).to(torch.bfloat16)
+    assert torch.equal(out, expected)

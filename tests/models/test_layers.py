@@ -33,3 +33,27 @@ def test_layernorm2d_computes_in_float32_for_bf16_inputs() -> None:
     (gx_ref,) = torch.autograd.grad(ref, x32, grad)
     assert gx.dtype == torch.bfloat16
     torch.testing.assert_close(gx.float(), gx_ref, atol=2e-2, rtol=2e-2)
+
+
+def test_layernorm2d_channels_last_path_equals_the_nchw_path() -> None:
+    """Channels-last inputs take the fused F.layer_norm kernel: same values and gradients as
+    the custom NCHW function, in float32 and under bf16 autocast (where both return bf16)."""
+    torch.manual_seed(0)
+    norm = LayerNorm2d(16)
+    with torch.no_grad():
+        norm.weight.add_(torch.randn(16))
+        norm.bias.add_(torch.randn(16))
+    base = 3 + torch.randn(2, 16, 5, 7)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = base.clone().contiguous(memory_format=layout).requires_grad_()
+        out = norm(x)
+        (gx,) = torch.autograd.grad((out * base).sum(), x)
+        results.append((out, gx))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=1e-4, rtol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb = base.to(torch.bfloat16)
+        a, b = norm(xb), norm(xb.contiguous(memory_format=torch.channels_last))
+    assert a.dtype == b.dtype == torch.bfloat16
+    torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=1e-2)

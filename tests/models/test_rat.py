@@ -194,3 +194,32 @@ def test_bf16_autocast_training_step_close_to_float32() -> None:
     assert errors[worst] < 0.1, (worst, errors[worst])
     total = torch.cat([(a - b).flatten() for a, b in zip(grads16, grads32)]).norm()
     assert total < 0.05 * torch.cat([g.flatten() for g in grads32]).norm()
+
+
+@pytest.mark.parametrize("mode", ["none", "unet", "all", False, True])
+def test_every_checkpointing_mode_gives_the_same_gradients(mode) -> None:
+    plain = _perturbed(checkpointing="none")
+    ckpt = RAT(**TINY, checkpointing=mode)
+    ckpt.load_state_dict(plain.state_dict())
+    x, r = torch.rand(2, 1, 32, 32), _regions(2, 32, 32)
+    for m in (plain, ckpt):
+        m(x, r).square().mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    assert ckpt.config["checkpointing"] == {False: "none", True: "all"}.get(mode, mode)
+
+
+def test_unknown_checkpointing_mode_names_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"checkpointing must be a bool or one of \('none', 'unet', 'all'\), got 'some'"):
+        RAT(**TINY, checkpointing="some")
+
+
+def test_channels_last_inside_returns_a_contiguous_image() -> None:
+    """The U-Net runs channels-last; callers get a plain NCHW tensor, for 1 and 3 channels (a
+    size that needs no padding, so no crop view is involved)."""
+    for channels in (1, 3):
+        model = _perturbed(in_channels=channels).eval()
+        x = torch.rand(2, channels, 32, 48)
+        with torch.no_grad():
+            y = model(x, _regions(2, 32, 48))
+        assert y.is_contiguous() and y.shape == x.shape

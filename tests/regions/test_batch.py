@@ -180,3 +180,28 @@ def test_worker_processes(folder, tmp_path):
     for path in serial.written:
         twin = tmp_path / "p" / path.relative_to(tmp_path / "s")
         np.testing.assert_array_equal(load_label_map(path), load_label_map(twin))
+
+
+def test_large_slices_are_partitioned_block_by_block() -> None:
+    """A slice larger than ``block`` is cut into near-equal blocks, each segmented alone: labels
+    never cross a block border and never repeat between blocks; small slices are untouched."""
+    from ratmir.regions import build_backend
+    from ratmir.regions.batch import segment_blocks
+
+    backend = build_backend("felzenszwalb", min_size=20)
+    image = np.random.default_rng(0).random((70, 45), dtype=np.float32)
+    np.testing.assert_array_equal(segment_blocks(image, backend=backend, block=70), backend.segment(image))
+    labels = segment_blocks(image, backend=backend, block=32)  # 3 x 2 blocks: rows 0/23/46/70, cols 0/22/45
+    rows, cols = [0, 23, 46, 70], [0, 22, 45]
+    seen: set[int] = set()
+    for y0, y1 in zip(rows[:-1], rows[1:]):
+        for x0, x1 in zip(cols[:-1], cols[1:]):
+            block_labels = set(np.unique(labels[y0:y1, x0:x1]).tolist())
+            assert not block_labels & seen
+            seen |= block_labels
+            # within a block, the partition is the backend's own on that block
+            ours, theirs = labels[y0:y1, x0:x1], backend.segment(image[y0:y1, x0:x1])
+            assert len(np.unique(ours)) == len(np.unique(theirs))
+            pairs = np.unique(np.stack([ours.ravel(), theirs.ravel()]), axis=1)
+            assert pairs.shape[1] == len(np.unique(theirs))  # one-to-one relabelling
+    assert sorted(seen) == list(range(len(seen)))

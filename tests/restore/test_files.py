@@ -121,3 +121,31 @@ def test_whole_slide_region_by_region(tmp_path) -> None:
     with torch.no_grad():
         full = (model.eval()(x).clamp(0, 1) * 255).round()[0].permute(1, 2, 0).byte().numpy()
     assert np.abs(restored.astype(int) - full.astype(int)).max() <= 1
+
+
+def test_bf16_precision_is_close_to_fp32_and_bad_precision_is_refused(ct_model, tmp_path) -> None:
+    write_png(tmp_path / "in" / "img.png", np.random.default_rng(1).integers(0, 65535, (40, 40), dtype=np.uint16))
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / precision,
+                                             progress=False, regions="grid", precision=precision))
+        assert report.ok, report.failures
+        outs[precision] = read_png(tmp_path / precision / "img.png").astype(np.float64)
+    # 16-bit output of a 4-channel DnCNN: bf16 keeps ~3 significant digits
+    assert np.abs(outs["bf16"] - outs["fp32"]).mean() < 0.01 * 65535
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32', 'bf16'\), got 'half'"):
+        RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "x", precision="half")
+
+
+def test_pixels_outside_the_normalisation_range_are_kept(ct_model, tmp_path) -> None:
+    """run_slices normalises in place; values the model never sees still come back as they were."""
+    values = np.full((3, 40, 36), 100.0)
+    values[:, :5, :5] = 5000.0  # above ct's normalisation range
+    values[:, -5:, -5:] = -3000.0  # below it
+    write_nifti(tmp_path / "in" / "vol.nii.gz", values, affine=np.eye(4))
+    report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "out",
+                                         progress=False, regions="grid"))
+    assert report.ok, report.failures
+    out = read_nifti(tmp_path / "out" / "vol.nii.gz").pixels
+    np.testing.assert_allclose(out[:, :5, :5], 5000.0, rtol=1e-5)
+    np.testing.assert_allclose(out[:, -5:, -5:], -3000.0, rtol=1e-5)

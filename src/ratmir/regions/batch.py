@@ -35,6 +35,10 @@ from .medsam import PACKAGE_PIN, medsam_available
 from .sam import configured_checkpoint
 
 DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"
+# Slices larger than this on a side are partitioned in near-equal blocks of at most this size,
+# each on its own (regions do not cross block borders): felzenszwalb needs ~2.8 GB for one
+# 3000^2 RGB image at once, ~0.36 GB per 1024^2 block. Images up to 1024^2 are unaffected.
+REGION_BLOCK = 1024
 _log = logging.getLogger("ratmir.regions")
 
 
@@ -134,21 +138,46 @@ def _num_regions(labels: np.ndarray) -> int | list[int]:
 
 
 def segment_pixels(pixels: np.ndarray, *, is_volume: bool, backend: RegionBackend,
-                   window: WindowSpec) -> tuple[np.ndarray, tuple[float, float], list[np.ndarray]]:
+                   window: WindowSpec, block: int = REGION_BLOCK) -> tuple[np.ndarray, tuple[float, float], list[np.ndarray]]:
     """Label map of an image [H, W(, 3)] or volume [D, H, W(, 3)] in physical units.
 
     The intensity ``window`` maps the pixels to [0, 1] (one window for all slices of a volume),
-    each slice is partitioned by ``backend``. Returns (labels [H, W] or [D, H, W], the resolved
-    (low, high) window, the windowed slices).
+    each slice is partitioned by ``backend``; a slice larger than ``block`` on a side is
+    partitioned block by block (see ``REGION_BLOCK``). Returns (labels [H, W] or [D, H, W], the
+    resolved (low, high) window, the windowed slices).
     """
+    check_positive_int("block", block)
     low, high = resolve_window(pixels, spec=window)
     image01 = apply_window(pixels, low=low, high=high)
     slices = list(image01) if is_volume else [image01]
-    labels = np.stack([backend.segment(s) for s in slices]) if is_volume else backend.segment(image01)
+    labels = [segment_blocks(s, backend=backend, block=block) for s in slices]
+    labels = np.stack(labels) if is_volume else labels[0]
     spatial = pixels.shape[: (3 if is_volume else 2)]
     if labels.shape != spatial:
         raise ValueError(f"the {backend.name} label map has shape {labels.shape} but the image has shape {spatial}")
     return labels, (low, high), slices
+
+
+def segment_blocks(image01: np.ndarray, *, backend: RegionBackend, block: int) -> np.ndarray:
+    """``backend.segment(image01)`` for a slice [H, W(, 3)], in near-equal blocks of at most
+    ``block`` pixels a side when it is larger; labels of different blocks never coincide."""
+    h, w = image01.shape[:2]
+    if h <= block and w <= block:
+        return backend.segment(image01)
+    rows = np.linspace(0, h, -(-h // block) + 1).astype(int)
+    cols = np.linspace(0, w, -(-w // block) + 1).astype(int)
+    labels = np.empty((h, w), dtype=np.int32)
+    offset = 0
+    for y0, y1 in zip(rows[:-1], rows[1:]):
+        for x0, x1 in zip(cols[:-1], cols[1:]):
+            part = backend.segment(image01[y0:y1, x0:x1])
+            if part.shape != (y1 - y0, x1 - x0):
+                raise ValueError(f"the {backend.name} label map has shape {part.shape} but the block has shape "
+                                 f"{(y1 - y0, x1 - x0)}")
+            _, dense = np.unique(part, return_inverse=True)
+            labels[y0:y1, x0:x1] = dense.reshape(part.shape) + offset
+            offset += int(dense.max()) + 1
+    return labels
 
 
 def _process_file(item: InputFile, *, backend: RegionBackend, job: _Job) -> tuple[str, Path]:

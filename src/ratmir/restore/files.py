@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +29,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._checks import check_device, check_positive_int
+from .._checks import check_choice, check_device, check_positive_int
 from ..errors import OutputExistsError, UsageError
 from ..io import read_dicom, read_nifti, read_png, read_tiff, write_dicom_like, write_nifti, write_png, write_tiff
 from ..io.formats import InputFile, find_inputs, split_name
 from ..models import load_pretrained, read_metadata
+from ..models.precision import PRECISIONS, inference_precision
 from ..regions import build_backend, load_label_map, parse_window
 from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
@@ -54,7 +54,7 @@ class RestoreConfig:
     window: str = "auto"  # intensity window for the region backend
     device: str = "cpu"
     batch_size: int = 4  # slices per forward pass
-    amp: bool = False  # bf16 autocast
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where the device computes it natively)
     tile: int | None = 512
     overlap: int = 32
     progress: bool = True
@@ -68,6 +68,7 @@ class RestoreConfig:
             if self.overlap >= self.tile:
                 raise ValueError(f"overlap must be smaller than tile ({self.tile}), got {self.overlap}")
         check_device("device", self.device)
+        check_choice("precision", self.precision, PRECISIONS)
         if not self.inputs:
             raise ValueError("inputs must name at least one file or folder, got none")
 
@@ -123,23 +124,31 @@ class _Restorer:
         return labels
 
     def run_slices(self, pixels: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:
-        """Restore [N, H, W(, C)] physical-unit slices with labels [N, H, W]; same units out."""
+        """Restore [N, H, W(, C)] physical-unit slices with labels [N, H, W]; same units out.
+
+        ``pixels`` serves as scratch space (a float32 array is normalised in place), so a large
+        image is held once, not three times; callers pass arrays they do not reuse.
+        """
         c = 1 if pixels.ndim == 3 else pixels.shape[-1]
         if c != self.model.in_channels:
             raise ValueError(f"{name}: the model expects {self.model.in_channels} channel(s), the image has {c}")
         x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
         x = x[:, None] if pixels.ndim == 3 else x.permute(0, 3, 1, 2)
-        x01 = self.norm.normalise(x)
+        outside = (x < self.norm.low) | (x > self.norm.high)  # never seen by the model: keep
+        kept = x[outside]
+        x01 = self.norm.normalise_(x)
         outs = []
-        autocast = torch.autocast(self.cfg.device.split(":")[0], dtype=torch.bfloat16) if self.cfg.amp else nullcontext()
+        context = inference_precision(self.cfg.precision, self.cfg.device)
         for i in range(0, x.shape[0], self.cfg.batch_size):
             xb = x01[i:i + self.cfg.batch_size].to(self.cfg.device)
-            rb = torch.from_numpy(labels[i:i + self.cfg.batch_size].astype(np.int64)).to(self.cfg.device)
-            with torch.no_grad(), autocast:
+            rb = torch.from_numpy(np.ascontiguousarray(labels[i:i + self.cfg.batch_size])).to(self.cfg.device)
+            with torch.no_grad(), context:
                 outs.append(restore_image(self.model, xb, rb, tile=self.cfg.tile, overlap=self.cfg.overlap).float().cpu())
-        y = self.norm.denormalise(torch.cat(outs).clamp(0, 1))
-        outside = (x < self.norm.low) | (x > self.norm.high)  # never seen by the model: keep
-        y = torch.where(outside, x, y)
+        del x01, x, xb
+        y = torch.cat(outs) if len(outs) > 1 else outs[0]
+        del outs
+        y = self.norm.denormalise_(y.clamp_(0, 1))
+        y[outside] = kept
         y = y[:, 0] if pixels.ndim == 3 else y.permute(0, 2, 3, 1)
         return y.numpy()
 
@@ -180,8 +189,9 @@ class _Restorer:
         raw = reader(item.path)
         if raw.ndim == 3 and raw.shape[-1] == 4:
             raw = raw[..., :3]
-        labels = self.regions_for(item, raw.astype(np.float32), is_volume=False)
-        restored = self.run_slices(raw.astype(np.float32)[None], labels[None], str(item.path))[0]
+        pixels = raw.astype(np.float32)
+        labels = self.regions_for(item, pixels, is_volume=False)
+        restored = self.run_slices(pixels[None], labels[None], str(item.path))[0]
         return writer(target, _to_dtype(restored, raw.dtype))
 
 
@@ -199,8 +209,9 @@ def output_path(out: Path, item: InputFile) -> Path:
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.round(values), info.min, info.max).astype(dtype)
-    return values.astype(np.float32)
+        values = np.round(values, out=values if values.dtype == np.float32 else None)
+        return np.clip(values, info.min, info.max, out=values).astype(dtype)
+    return values.astype(np.float32, copy=False)
 
 
 def _new_uid() -> str:

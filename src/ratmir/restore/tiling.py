@@ -82,4 +82,4 @@ def restore_image(model: torch.nn.Module, x: Tensor, regions: Tensor | None = No
                               device=x.device).to(x.dtype)
             out[..., y:y + th, xx:xx + tw] += piece * wgt
             norm[..., y:y + th, xx:xx + tw] += wgt
-    return out / norm
+    return out.div_(norm)
