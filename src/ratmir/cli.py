@@ -58,6 +58,9 @@ def _root(
     """Region Attention Transformer (RAT) for medical image restoration."""
 
 
+PRECISION_HELP = ("fp32 (exact), bf16 (autocast: faster on CPUs with AVX-512 BF16/AMX and on GPUs) or auto "
+                  "(bf16 where the device computes it natively).")
+
 @app.command()
 def demo(
     task: Annotated[str, typer.Option(help="ct, pet, pathology, or all (the three, one after another).")] = "ct",
@@ -271,6 +274,10 @@ def evaluate_command(
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     label: Annotated[Optional[str], typer.Option(help="Name in reports (default: the RUN folder's name).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing evaluation in OUT.")] = False,
+    regions: Annotated[str, typer.Option(help="Region maps at test time: dataset (its own), shuffled, shifted, or "
+                                              "a backend (medsam, sam, felzenszwalb, slic, grid, none), without "
+                                              "retraining.")] = "dataset",
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
 ) -> None:
     """Restore a split on full images; write per-image CSV, summary JSON and figures.
 
@@ -280,7 +287,7 @@ def evaluate_command(
 
     path = evaluate(weights, data=data, split=split, out=out, conventions=tuple(convention or ()) or None,
                     tile=tile or None, overlap=overlap, figures=figures, region_metrics=region_metrics,
-                    device=device, label=label, overwrite=overwrite)
+                    device=device, label=label, overwrite=overwrite, regions=regions, precision=precision)
     for line in summary_lines(json.loads(path.read_text())):
         typer.echo(line)
     typer.echo(f"summary: {path}")
@@ -349,9 +356,7 @@ def restore_command(
     = "auto",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1.")] = "cpu",
     batch_size: Annotated[int, typer.Option(help="Slices per forward pass.")] = 4,
-    precision: Annotated[str, typer.Option(help="fp32 (exact), bf16 (autocast: faster on CPUs with AVX-512 BF16/AMX "
-                                                "and on GPUs) or auto (bf16 where the device computes it natively).")]
-    = "fp32",
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "fp32",
     tile: Annotated[int, typer.Option(help="Tile size for large images (0: never tile).")] = 512,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")]

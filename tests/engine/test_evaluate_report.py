@@ -68,3 +68,17 @@ def test_channel_mismatch(two_runs, tmp_path) -> None:
     rgb = write_tiny_dataset(tmp_path / "rgb", channels=3)
     with pytest.raises(ValueError, match="expects 1 channel"):
         evaluate(two_runs[0], data=rgb, progress=False)
+
+
+def test_cli_evaluate_with_other_regions_and_bf16(two_runs, tiny_dataset, tmp_path) -> None:
+    """`ratmir evaluate --regions grid --precision bf16` scores a trained model with another
+    region source and bf16 autocast; both are recorded; a bad precision is a usage error."""
+    res = CliRunner().invoke(app, ["evaluate", str(two_runs[0]), "--data", str(tiny_dataset), "--out",
+                                   str(tmp_path / "e"), "--regions", "grid", "--precision", "bf16", "--figures", "0"])
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert s["precision"] == "bf16" and s["region_source"]["kind"] == "grid"
+    res = CliRunner().invoke(app, ["evaluate", str(two_runs[0]), "--data", str(tiny_dataset), "--out",
+                                   str(tmp_path / "f"), "--precision", "fp16"])
+    assert res.exit_code == 2 and "precision must be one of ('auto', 'fp32', 'bf16'), got 'fp16'" in res.output
+    assert not (tmp_path / "f").exists()

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from .._checks import check_device, check_positive_int
+from .._checks import check_choice, check_device, check_positive_int
 from .._files import atomic_path
 from ..conventions import CONVENTIONS, TASK_CONVENTIONS, score
 from ..data import PairedDataset
@@ -29,6 +29,7 @@ from ..data.splits import evenly_spaced
 from ..errors import OutputExistsError
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
+from ..models.precision import PRECISIONS, inference_precision, resolve_precision
 from ..restore import restore_image
 from .figures import comparison_figure, display_image  # noqa: F401 - display_image: public here too
 from .region_sources import RegionProvider, RegionSourceSpec
@@ -92,7 +93,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
              tile: int | None = 512, overlap: int = 32, figures: int = 4, region_metrics: bool = False,
              device: str = "cpu", label: str | None = None, progress: bool = True,
              overwrite: bool = False, regions: RegionSourceSpec = "dataset",
-             max_images: int | None = None) -> Path:
+             max_images: int | None = None, precision: str = "fp32") -> Path:
     """Evaluate a model on a prepared dataset; returns the path of ``summary.json``.
 
     ``out`` (default RUN/evaluation) must not hold files yet; ``overwrite`` replaces an earlier
@@ -100,6 +101,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     ``regions``: where the label maps come from (:mod:`ratmir.engine.region_sources`): the
     dataset's own (default), a region backend by name, ``shuffled`` or ``shifted``.
     ``max_images``: score at most this many images of the split, evenly spaced through it.
+    ``precision``: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:mod:`ratmir.models.precision`).
     """
     if tile is not None:
         check_positive_int("tile", tile)
@@ -108,6 +110,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
             raise ValueError(f"overlap must be smaller than tile ({tile}), got {overlap}")
     check_positive_int("figures", figures, minimum=0)
     check_device("device", device)
+    check_choice("precision", precision, PRECISIONS)
     weights = resolve_weights(weights)
     run_dir = weights.parent
     out = Path(out) if out is not None else run_dir / "evaluation"
@@ -139,7 +142,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
         item = dataset[i]
         lq, hq = item["lq"][None].to(device), item["hq"][None].to(device)
         labels = provider(i, item)[None].to(device)
-        with torch.no_grad():
+        with torch.no_grad(), inference_precision(precision, device):
             pred = restore_image(model, lq, labels, tile=tile, overlap=overlap).float()
         for method, image in (("model", pred), ("input", lq)):
             for conv in conventions:
@@ -165,6 +168,7 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
         "label": label, "task": task, "split": split, "dataset": str(Path(data).resolve()),
         "n_images": len(indices), "weights": str(weights.resolve()), "architecture": meta["architecture"],
         "model_config": json.loads(meta["config"]), "tile": tile, "overlap": overlap,
+        "precision": resolve_precision(precision, device),
         "region_source": provider.record(),
         "conventions": {c: CONVENTIONS[c].record(norm) for c in conventions},
         "results": {m: {c: {k: mean_std(v) for k, v in per.items()} for c, per in convs.items()}
