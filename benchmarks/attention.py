@@ -42,7 +42,7 @@ def _rss_kib(field: str) -> int:
 
 
 def _measure(mode: str, backend: str, size: int, regions: int, threads: int, checkpointing: bool | str = False,
-             batch: int = 1) -> dict:
+             batch: int = 1, amp: bool = False) -> dict:
     """Runs in the child process."""
     from ratmir.losses import FocalRegionLoss
     from ratmir.models import RAT
@@ -59,7 +59,9 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int, che
     def step() -> None:
         if mode == "train":
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x, r), target, r).backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):  # as `train.amp: bf16`
+                y = model(x, r)
+            loss_fn(y.float(), target, r).backward()
             opt.step()
         else:
             with torch.inference_mode():
@@ -78,9 +80,10 @@ def _measure(mode: str, backend: str, size: int, regions: int, threads: int, che
 
 
 def run(mode: str, backend: str, size: int, regions: int, threads: int, timeout: float,
-        checkpointing: bool | str = False, batch: int = 1) -> dict | None:
+        checkpointing: bool | str = False, batch: int = 1, amp: bool = False) -> dict | None:
     """Time and peak memory of one step in a fresh process (None on timeout or failure)."""
-    cmd = [sys.executable, __file__, "--child", json.dumps([mode, backend, size, regions, threads, checkpointing, batch])]
+    cmd = [sys.executable, __file__, "--child",
+           json.dumps([mode, backend, size, regions, threads, checkpointing, batch, amp])]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -32,23 +32,28 @@ def main() -> None:
     ap.add_argument("--paper-batch", type=int, default=8, help="measured with the default mode only")
     ap.add_argument("--no-paper", action="store_true", help="skip the paper-batch measurement")
     ap.add_argument("--authors", action="store_true", help="also the dense-mask computation at batch 1")
+    ap.add_argument("--amp", action="store_true", help="also every mode at batch 1 under bf16 autocast")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--timeout", type=float, default=1200.0)
     args = ap.parse_args()
     default = RAT().checkpointing
     print(f"torch {torch.__version__}, {args.threads} threads, {args.size}^2, default checkpointing={default!r}\n")
-    print("| backend | checkpointing | batch | step (s) | peak (MB) |\n|---|---|---|---|---|")
+    print("| backend | checkpointing | precision | batch | step (s) | peak (MB) |\n|---|---|---|---|---|---|")
     results: dict[tuple[str, str, int], dict | None] = {}
 
-    def measure(backend: str, mode: str, batch: int) -> None:
-        r = run("train", backend, args.size, 20, args.threads, args.timeout, checkpointing=mode, batch=batch)
-        results[backend, mode, batch] = r
+    def measure(backend: str, mode: str, batch: int, amp: bool = False) -> None:
+        r = run("train", backend, args.size, 20, args.threads, args.timeout, checkpointing=mode, batch=batch, amp=amp)
+        if not amp:
+            results[backend, mode, batch] = r
         cell = "failed or timed out | -" if r is None else f"{r['seconds']:.2f} | {r['peak_mb']:.0f}"
-        print(f"| {backend} | {mode} | {batch} | {cell} |", flush=True)
+        print(f"| {backend} | {mode} | {'bf16' if amp else 'fp32'} | {batch} | {cell} |", flush=True)
 
     for mode in args.modes:
         for batch in args.batches:
             measure("sparse", mode, batch)
+    if args.amp:
+        for mode in args.modes:
+            measure("sparse", mode, 1, amp=True)
     if not args.no_paper:
         measure("sparse", default, args.paper_batch)
     if args.authors:
