@@ -77,5 +77,8 @@ def run_unet(module: nn.Module, x: Tensor, middle: Callable[[Tensor], Tensor], *
         x = down(x)
     x = middle(x)
     for decoder, up, skip in zip(module.decoders, module.ups, reversed(skips)):
-        x = blocks(decoder, up(x) + skip)
+        x = up(x)
+        # in inference, add the skip in place: one full-size tensor less at the decoder's peak
+        x = x.add_(skip) if not torch.is_grad_enabled() and x.dtype == skip.dtype else x + skip
+        x = blocks(decoder, x)
     return module.ending(x).contiguous()

@@ -124,27 +124,31 @@ class _Restorer:
         return labels
 
     def run_slices(self, pixels: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:
-        """Restore [N, H, W(, C)] physical-unit slices with labels [N, H, W]; same units out.
+        """Restore [N, H, W(, C)] physical-unit slices with labels [N, H, W]; float32, same units out.
 
-        ``pixels`` serves as scratch space (a float32 array is normalised in place), so a large
-        image is held once, not three times; callers pass arrays they do not reuse.
+        The image stays in its stored dtype on the CPU; each tile is converted and normalised on
+        its way to the model, so a large image is held once (plus the float32 output).
         """
         c = 1 if pixels.ndim == 3 else pixels.shape[-1]
         if c != self.model.in_channels:
             raise ValueError(f"{name}: the model expects {self.model.in_channels} channel(s), the image has {c}")
-        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        stored = pixels.dtype if pixels.dtype in _TORCH_SAFE else np.float32
+        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=stored))
         x = x[:, None] if pixels.ndim == 3 else x.permute(0, 3, 1, 2)
         outside = (x < self.norm.low) | (x > self.norm.high)  # never seen by the model: keep
-        kept = x[outside]
-        x01 = self.norm.normalise_(x)
+        kept = x[outside].float()
+        device = self.cfg.device
+
+        def to_model(tile: torch.Tensor) -> torch.Tensor:
+            return self.norm.normalise_(tile.to(device=device, dtype=torch.float32, copy=True))
+
         outs = []
-        context = inference_precision(self.cfg.precision, self.cfg.device)
+        context = inference_precision(self.cfg.precision, device)
         for i in range(0, x.shape[0], self.cfg.batch_size):
-            xb = x01[i:i + self.cfg.batch_size].to(self.cfg.device)
-            rb = torch.from_numpy(np.ascontiguousarray(labels[i:i + self.cfg.batch_size])).to(self.cfg.device)
+            rb = torch.from_numpy(np.ascontiguousarray(labels[i:i + self.cfg.batch_size]))
             with torch.no_grad(), context:
-                outs.append(restore_image(self.model, xb, rb, tile=self.cfg.tile, overlap=self.cfg.overlap).float().cpu())
-        del x01, x, xb
+                outs.append(restore_image(self.model, x[i:i + self.cfg.batch_size], rb, tile=self.cfg.tile,
+                                          overlap=self.cfg.overlap, transform=to_model).float().cpu())
         y = torch.cat(outs) if len(outs) > 1 else outs[0]
         del outs
         y = self.norm.denormalise_(y.clamp_(0, 1))
@@ -189,10 +193,13 @@ class _Restorer:
         raw = reader(item.path)
         if raw.ndim == 3 and raw.shape[-1] == 4:
             raw = raw[..., :3]
-        pixels = raw.astype(np.float32)
-        labels = self.regions_for(item, pixels, is_volume=False)
-        restored = self.run_slices(pixels[None], labels[None], str(item.path))[0]
+        labels = self.regions_for(item, raw.astype(np.float32), is_volume=False)  # float copy freed here
+        restored = self.run_slices(raw[None], labels[None], str(item.path))[0]
         return writer(target, _to_dtype(restored, raw.dtype))
+
+
+# numpy dtypes that torch.from_numpy takes and compares without surprises; others go to float32
+_TORCH_SAFE = tuple(np.dtype(t) for t in ("uint8", "int8", "int16", "int32", "int64", "float32", "float64"))
 
 
 def output_path(out: Path, item: InputFile) -> Path:
