@@ -4,7 +4,7 @@ One training step (forward, focal region loss, backward, Adam) at 256x256 with 2
 regions, each measured in a fresh process (benchmarks/attention.py's child): time of the second
 step, peak resident memory of the first over the resident size before it.
 
-    python benchmarks/training_memory.py                 # modes none/unet/all at batch 1, 2; default at 8
+    python benchmarks/training_memory.py                 # modes none/unet/all at batch 1, 2; 'all' at 8
     python benchmarks/training_memory.py --authors       # + the authors' computation (dense mask) at batch 1
     python benchmarks/training_memory.py --batches 1 --no-paper
 
@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--modes", nargs="+", default=["none", "unet", "all"])
-    ap.add_argument("--paper-batch", type=int, default=8, help="measured with the default mode only")
+    ap.add_argument("--paper-batch", type=int, default=8)
+    ap.add_argument("--paper-mode", default="all", help="checkpointing of the paper configs (configs/ct.yaml)")
     ap.add_argument("--no-paper", action="store_true", help="skip the paper-batch measurement")
     ap.add_argument("--authors", action="store_true", help="also the dense-mask computation at batch 1")
     ap.add_argument("--amp", action="store_true", help="also every mode at batch 1 under bf16 autocast")
@@ -55,7 +56,7 @@ def main() -> None:
         for mode in args.modes:
             measure("sparse", mode, 1, amp=True)
     if not args.no_paper:
-        measure("sparse", default, args.paper_batch)
+        measure("sparse", args.paper_mode, args.paper_batch)
     if args.authors:
         measure("dense", "none", 1)
 
