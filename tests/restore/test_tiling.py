@@ -54,3 +54,18 @@ def test_small_images_are_not_tiled_and_bad_tiles_rejected() -> None:
     assert torch.equal(restore_image(model, x, tile=32), model(x))
     with pytest.raises(ValueError, match="tile must be >= 65"):
         restore_image(model, torch.rand(1, 1, 100, 100), tile=64, overlap=32)
+
+
+def test_stored_dtype_with_a_per_tile_transform_equals_the_float_path() -> None:
+    """A uint8 image with ``transform`` (normalise each tile) gives what the float image gives:
+    the large image never needs a float copy."""
+    torch.manual_seed(0)
+    model = DnCNN(features=4, depth=3).eval()
+    raw = torch.randint(0, 256, (1, 1, 70, 90), dtype=torch.uint8)
+    regions = torch.randint(0, 4, (1, 70, 90), dtype=torch.int32)
+    expected = restore_image(model, raw.float() / 255, regions, tile=32, overlap=8)
+    got = restore_image(model, raw, regions, tile=32, overlap=8, transform=lambda t: t.float() / 255)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match=r"regions must have shape \[B, H, W\] = \[1, 70, 90\]"):
+        restore_image(model, raw, regions[:, :60], tile=32, overlap=8, transform=lambda t: t.float() / 255)
