@@ -140,7 +140,7 @@ class _Restorer:
         device = self.cfg.device
 
         def to_model(tile: torch.Tensor) -> torch.Tensor:
-            return self.norm.normalise_(tile.to(device=device, dtype=torch.float32, copy=True))
+            return self.norm.normalise(tile.to(device=device, dtype=torch.float32))
 
         outs = []
         context = inference_precision(self.cfg.precision, device)

@@ -71,9 +71,10 @@ def restore_image(model: torch.nn.Module, x: Tensor, regions: Tensor | None = No
 
     ``tile=None`` restores in one pass. ``batch_size`` tiles go through the model together.
     ``transform`` maps each input tile to what the model takes (e.g. dtype, device and
-    normalisation), so a large ``x`` can stay in its stored dtype and on the CPU; the result is
-    float32 (or x's float dtype) on x's device. Memory beyond x: the output, one tile's forward
-    pass, and no full-size weight map (the tile grid's weights are separable).
+    normalisation), so a large ``x`` can stay in its stored dtype and on the CPU. A tiled result
+    is float32 (or x's float dtype) on x's device; an untiled one is the model's output as it is.
+    Memory beyond x: the output, one tile's forward pass, and no full-size weight map (the tile
+    grid's weights are separable).
     """
     if transform is None or x.is_floating_point():
         check_image(x)

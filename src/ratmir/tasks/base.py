@@ -109,10 +109,6 @@ class Normalisation:
             return x.astype(np.float32, copy=False)
         return x
 
-    def normalise_(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`normalise` of a float tensor in place (no full-size temporaries); returns x."""
-        return x.sub_(self.low).div_(self.high - self.low).clamp_(0.0, 1.0)
-
     def denormalise_(self, y: torch.Tensor) -> torch.Tensor:
         """:meth:`denormalise` of a float tensor in place; returns y."""
         return y.mul_(self.high - self.low).add_(self.low)
