@@ -46,9 +46,10 @@ class RATLayer(nn.Module):
         self.mlp_wa = ConvMLP(channels, hidden=hidden)
 
     def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
-        x = x + self.lambda_ra * self.ra(self.norm_ra(x), groups, backend=backend)
+        # addcmul: x + scale * branch in one pass over memory
+        x = torch.addcmul(x, self.ra(self.norm_ra(x), groups, backend=backend), self.lambda_ra)
         x = x + self.mlp_ra(self.norm_ra_mlp(x))
-        x = x + self.lambda_wa * self.wa(self.norm_wa(x))
+        x = torch.addcmul(x, self.wa(self.norm_wa(x)), self.lambda_wa)
         return x + self.mlp_wa(self.norm_wa_mlp(x))
 
 
