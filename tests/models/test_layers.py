@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ratmir.models.layers import LayerNorm2d, _LayerNorm2dFunction
+from ratmir.models.layers import LayerNorm2d, _LayerNorm2dFunction, by_row_strips, strip_rows
 
 
 def test_layernorm2d_matches_layer_norm_and_gradcheck() -> None:
@@ -57,3 +57,30 @@ def test_layernorm2d_channels_last_path_equals_the_nchw_path() -> None:
         a, b = norm(xb), norm(xb.contiguous(memory_format=torch.channels_last))
     assert a.dtype == b.dtype == torch.bfloat16
     torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=1e-2)
+
+
+def test_strip_rows_respects_grad_mode_multiples_and_height() -> None:
+    x = torch.zeros(2, 4, 40, 10)  # a row of a 16-channel intermediate: 2 * 16 * 10 * 4 = 1280 B
+    with torch.no_grad():
+        assert strip_rows(x, channels=16, strip_bytes=1280 * 7) == 7
+        assert strip_rows(x, channels=16, strip_bytes=1280 * 7, multiple=4) == 4
+        assert strip_rows(x, channels=16, strip_bytes=1, multiple=4) == 4  # at least one multiple
+        assert strip_rows(x, channels=16, strip_bytes=10**9) == 40  # capped at the height
+        assert strip_rows(x, channels=16, strip_bytes=0) == 40  # off
+    assert strip_rows(x, channels=16, strip_bytes=1) == 40  # autograd recording: whole image
+
+
+def test_by_row_strips_assembles_rows_in_the_input_layout() -> None:
+    x = torch.arange(2 * 3 * 7 * 5, dtype=torch.float32).reshape(2, 3, 7, 5).contiguous(memory_format=torch.channels_last)
+    calls = []
+
+    def fn(rs: slice) -> torch.Tensor:
+        calls.append((rs.start, rs.stop))
+        return torch.cat([x[:, :, rs], 2 * x[:, :, rs]], dim=1).to(torch.float64)
+
+    out = by_row_strips(fn, x, rows=3)
+    assert calls == [(0, 3), (3, 6), (6, 7)]
+    assert out.dtype == torch.float64 and out.shape == (2, 6, 7, 5)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, torch.cat([x, 2 * x], dim=1).double())
+    assert by_row_strips(fn, x, rows=7).shape == (2, 6, 7, 5) and calls[-1] == (0, 7)  # one piece

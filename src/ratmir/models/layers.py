@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -81,3 +83,48 @@ class ConvMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+
+STRIP_BYTES = 8 << 20  # inference: target size of a row strip's widest intermediate
+
+
+def strip_rows(x: Tensor, *, channels: int, strip_bytes: int = STRIP_BYTES, multiple: int = 1) -> int:
+    """Rows per strip for running a row-local computation on ``x`` [B, C, H, W] in inference.
+
+    The full-resolution parts of the networks are memory-bound on CPU (a 64-channel 512^2
+    float32 tensor is 64 MB): run strip by strip, a computation's intermediates stay in cache
+    instead of making a round trip to memory per op. A strip's widest intermediate has
+    ``channels`` channels and at most ``strip_bytes`` bytes; the result is a multiple of
+    ``multiple``. Returns H (one piece: the plain computation) when autograd is recording, when
+    ``strip_bytes`` <= 0, or when one strip would hold the whole image.
+    """
+    h = x.shape[-2]
+    if torch.is_grad_enabled() or strip_bytes <= 0:
+        return h
+    row_bytes = x.shape[0] * channels * x.shape[-1] * x.element_size()
+    rows = max(multiple, strip_bytes // row_bytes // multiple * multiple)
+    return min(rows, h)
+
+
+def by_row_strips(fn: Callable[[slice], Tensor], like: Tensor, *, rows: int) -> Tensor:
+    """``fn(rows)`` for consecutive row slices of ``like`` [B, C, H, W], written into one output
+    ([B, C', H, W], the dtype ``fn`` returns, ``like``'s memory layout). ``fn`` must compute
+    its rows from those rows only (plus any halo it reads itself)."""
+    h = like.shape[-2]
+    if rows >= h:
+        return fn(slice(0, h))
+    out = None
+    for r0 in range(0, h, rows):
+        rs = slice(r0, min(h, r0 + rows))
+        part = fn(rs)
+        if out is None:
+            out = torch.empty((like.shape[0], part.shape[1], *like.shape[2:]), dtype=part.dtype,
+                              device=like.device, memory_format=memory_format_of(like))
+        out[:, :, rs] = part
+    return out
+
+
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` if ``x`` is laid out so (and not also plainly contiguous)."""
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format

@@ -18,7 +18,7 @@ from .._checks import check_choice, check_positive_int
 from .attention import RegionAttention, WindowAttention
 from .base import RestorationModel, pad_to_multiple
 from .grouped_attention import BACKENDS, TokenGroups, plan_groups
-from .layers import ConvMLP, LayerNorm2d
+from .layers import STRIP_BYTES, ConvMLP, LayerNorm2d, by_row_strips, strip_rows
 from .unet import build_decoder, build_encoder, checkpoint_mode, maybe_checkpoint, run_unet
 
 ATTENTION_MODES = ("region", "window", "global")
@@ -44,10 +44,18 @@ class RATLayer(nn.Module):
         self.lambda_wa = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.norm_wa_mlp = LayerNorm2d(channels)
         self.mlp_wa = ConvMLP(channels, hidden=hidden)
+        self.strip_bytes = STRIP_BYTES  # inference strips (ratmir.models.layers.strip_rows); 0: off
 
     def forward(self, x: Tensor, groups: TokenGroups, *, backend: str) -> Tensor:
         # addcmul: x + scale * branch in one pass over memory
         x = torch.addcmul(x, self.ra(self.norm_ra(x), groups, backend=backend), self.lambda_ra)
+        # the rest is local to bands of window rows: in inference, run it strip by strip
+        rows = strip_rows(x, channels=self.mlp_ra.fc1.out_channels, strip_bytes=self.strip_bytes,
+                          multiple=self.wa.window_size)
+        return by_row_strips(lambda rs: self._local(x[:, :, rs]), x, rows=rows)
+
+    def _local(self, x: Tensor) -> Tensor:
+        """MLP, then LN -> W-MSA and MLP: row-local (windows never straddle a strip)."""
         x = x + self.mlp_ra(self.norm_ra_mlp(x))
         x = torch.addcmul(x, self.wa(self.norm_wa(x)), self.lambda_wa)
         return x + self.mlp_wa(self.norm_wa_mlp(x))
