@@ -5,7 +5,10 @@ Prints, measured side by side in one run:
   * the forward pass's FLOPs (``FlopCounterMode``), time and GFLOPS for each requested
     precision / layout variant, and their ratio to the bf16 matmul limit,
   * a profile by op family (convolutions, layer norms, attention, permutes/copies,
-    gather/scatter, elementwise, planning) for the first variant.
+    gather/scatter, elementwise, planning) for the first variant,
+  * the floor for this exact model on this machine: the region attention of all layers on its
+    fastest CPU kernel (SDPA flash in float32 and in bf16, timed on the same segments) plus the
+    convolutions and linear layers at the bf16 matmul limit.
 
     python benchmarks/profile_rat.py                    # default RAT, 512^2, 20 regions
     python benchmarks/profile_rat.py --size 256 --repeat 1
@@ -28,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from attention import voronoi_regions  # benchmarks/attention.py
 
 from ratmir.models import RAT
+from ratmir.models.grouped_attention import _chunk_attention
 from ratmir.models.precision import inference_precision
 
 FAMILIES = (
@@ -93,6 +97,27 @@ def profile_families(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, prec
         print(f"  {secs:7.3f} s  {key}  [{family(key)}]")
 
 
+def attention_seconds(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, dtype: torch.dtype,
+                      repeat: int) -> float:
+    """Region attention of all middle layers (the SDPA calls on every segment, nothing around
+    them), with the kernel computing in ``dtype``."""
+    pad = (-x.shape[-1]) % model.size_multiple
+    groups = model._groups(regions, 1, x.shape[-2], x.shape[-1], pad, pad)
+    latent = model.config["width"] * model.stride
+    heads = model.config["num_heads"]
+    qkv = torch.randn(groups.num_tokens, 3, heads, latent // heads, dtype=dtype)
+    parts = torch.split(qkv.index_select(0, groups.perm), [c.num_tokens for c in groups.chunks])
+    scale = heads**-0.5
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeat + 1):  # the first is a warm-up
+            t = time.perf_counter()
+            for chunk, part in zip(groups.chunks, parts):
+                _chunk_attention(part, chunk, scale=scale)
+            best = min(best, time.perf_counter() - t)
+    return best * model.config["middle_layers"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
@@ -131,6 +156,14 @@ def main() -> None:
     for precision in args.precision:
         secs = time_forward(model, x, regions, precision=precision, repeat=args.repeat)
         print(f"| {precision} | {secs:.2f} | {gflop / secs:.0f} | {secs / (gflop / limits['bf16']):.1f} |")
+    attn = {name: attention_seconds(model, x, regions, dtype=dt, repeat=args.repeat)
+            for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    best = min(attn.values())
+    matmul = counted / limits["bf16"]
+    print(f"\nregion attention, {model.config['middle_layers']} layers, SDPA flash alone: "
+          f"fp32 {attn['fp32']:.2f} s, bf16 {attn['bf16']:.2f} s")
+    print(f"floor here for this exact model: best attention {best:.2f} s + conv/linear at the bf16 "
+          f"matmul limit {matmul:.2f} s = {best + matmul:.2f} s (no time left for norms, gates, copies)")
     if not args.no_profile:
         profile_families(model, x, regions, precision=args.precision[0])
 

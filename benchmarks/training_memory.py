@@ -8,6 +8,11 @@ step, peak resident memory of the first over the resident size before it.
     python benchmarks/training_memory.py --authors       # + the authors' computation (dense mask) at batch 1
     python benchmarks/training_memory.py --batches 1 --no-paper
 
+It ends with the floor of a batch-1 step per mode: the step's FLOPs (``FlopCounterMode`` for
+convolutions and linear layers, forward, backward and recomputation; attention estimated from
+the segment sizes, as CPU flash attention is not counted) over the fp32 and bf16 matmul limits
+measured in the same run.
+
 Stop other jobs first: times are only meaningful on an idle machine. Batch 8 without
 checkpointing needs more than this machine's 24 GB: it is extrapolated from batches 1 and 2
 (memory is linear in the batch), and labelled so.
@@ -19,9 +24,30 @@ import argparse
 
 import torch
 
-from attention import run  # benchmarks/attention.py
+from attention import run, voronoi_regions  # benchmarks/attention.py
+from profile_rat import matmul_gflops  # benchmarks/profile_rat.py
 
 from ratmir.models import RAT
+
+
+def step_gflop(mode: str, size: int) -> float:
+    """FLOPs of one training step at batch 1 (see the module docstring), in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ratmir.losses import FocalRegionLoss
+
+    torch.manual_seed(0)
+    model = RAT(checkpointing=mode)
+    x, target, regions = torch.rand(1, 1, size, size), torch.rand(1, 1, size, size), voronoi_regions(size, 20)
+    with FlopCounterMode(display=False) as counter:
+        FocalRegionLoss()(model(x, regions), target, regions).backward()
+    sampled = regions[:, :: model.stride, :: model.stride]
+    _, sizes = sampled.unique(return_counts=True)
+    window = model.config["window_size"] ** 2
+    forward = 4 * model.config["width"] * model.stride * ((sizes.double() ** 2).sum().item() + sampled.numel() * window)
+    # flash backward ~2.5x its forward (QK^T again, then dV, dP, dQ, dK); `all` runs forward twice
+    attention = forward * model.config["middle_layers"] * (4.5 if mode == "all" else 3.5)
+    return (counter.get_total_flops() + attention) / 1e9
 
 
 def main() -> None:
@@ -74,6 +100,12 @@ def main() -> None:
             per = (hi["peak_mb"] - lo["peak_mb"]) / (b2 - b1)
             est = lo["peak_mb"] + per * (args.paper_batch - b1)
             print(f"{mode}: batch {args.paper_batch} extrapolated from batches {b1}, {b2}: {est / 1024:.1f} GB")
+    limits = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    print(f"\nfloor of a batch-1 step at {args.size}^2 (matmul 2048^2: fp32 {limits['fp32']:.0f}, "
+          f"bf16 {limits['bf16']:.0f} GFLOPS, this run):")
+    for mode in args.modes:
+        gflop = step_gflop(mode, args.size)
+        print(f"  {mode}: {gflop:.0f} GFLOP -> fp32 >= {gflop / limits['fp32']:.2f} s, bf16 >= {gflop / limits['bf16']:.2f} s")
     dense = results.get(("dense", "none", 1))
     if dense:
         print(f"authors' computation (dense mask, no checkpointing), batch 1 measured: {dense['peak_mb'] / 1024:.1f} GB; "

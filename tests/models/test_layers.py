@@ -68,6 +68,8 @@ def test_strip_rows_respects_grad_mode_multiples_and_height() -> None:
         assert strip_rows(x, channels=16, strip_bytes=10**9) == 40  # capped at the height
         assert strip_rows(x, channels=16, strip_bytes=0) == 40  # off
     assert strip_rows(x, channels=16, strip_bytes=1) == 40  # autograd recording: whole image
+    with torch.no_grad():  # not on the CPU (meta stands for a GPU here): whole image
+        assert strip_rows(x.to("meta"), channels=16, strip_bytes=1) == 40
 
 
 def test_by_row_strips_assembles_rows_in_the_input_layout() -> None:

@@ -96,10 +96,11 @@ def strip_rows(x: Tensor, *, channels: int, strip_bytes: int = STRIP_BYTES, mult
     instead of making a round trip to memory per op. A strip's widest intermediate has
     ``channels`` channels and at most ``strip_bytes`` bytes; the result is a multiple of
     ``multiple``. Returns H (one piece: the plain computation) when autograd is recording, when
-    ``strip_bytes`` <= 0, or when one strip would hold the whole image.
+    ``strip_bytes`` <= 0, when one strip would hold the whole image, and off the CPU (a GPU gains
+    nothing from it and would pay a kernel launch per op and strip).
     """
     h = x.shape[-2]
-    if torch.is_grad_enabled() or strip_bytes <= 0:
+    if torch.is_grad_enabled() or strip_bytes <= 0 or x.device.type != "cpu":
         return h
     row_bytes = x.shape[0] * channels * x.shape[-1] * x.element_size()
     rows = max(multiple, strip_bytes // row_bytes // multiple * multiple)

@@ -3,7 +3,7 @@
 The encoder and decoder blocks of RAT. ``beta`` and ``gamma`` start at zero, so a new block is
 the identity.
 
-In inference, large inputs go through the block in horizontal strips of a few rows
+In inference on CPU, large inputs go through the block in horizontal strips of a few rows
 (:func:`~ratmir.models.layers.strip_rows`), so that each strip's intermediates (up to 2C
 channels) stay in the CPU cache. The channel attention's image-wide mean splits the block into
 two passes. Same numbers up to float rounding of that mean.

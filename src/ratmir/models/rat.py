@@ -93,8 +93,9 @@ class RAT(RestorationModel):
         checkpointing: activation checkpointing in training (recompute in backward instead of
             storing activations; no effect on results or in inference): ``"none"`` (or False),
             ``"unet"`` (the NAFBlocks of the encoder and decoder) or ``"all"`` (or True: NAFBlocks
-            and RAT layers; the default: at 256², 0.31x the memory of ``"none"`` for 1.11-1.15x
-            the time, so the paper's batch of 8 trains in 3.9 GB). Measured in README "Training".
+            and RAT layers; the default: at 256², about a third of the memory of ``"none"`` for
+            ~1.14x the time, so the paper's batch of 8 trains in 4 GB). Measured in README
+            "Training".
         identity_init: zero-initialise the output convolution, so the untrained model returns
             its input and training starts from "no change" (useful when the degradation is
             mild). The reference initialises it randomly (False).
