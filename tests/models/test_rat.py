@@ -221,10 +221,13 @@ def test_inference_strips_give_the_same_restoration() -> None:
     x, regions = torch.rand(2, 1, 40, 24), _regions(2, 40, 24)
     parts = [m for m in model.modules() if hasattr(m, "strip_bytes")]
     assert len(parts) == 6  # 4 NAFBlocks + 2 RAT layers
+    heights: list[int] = []  # of every input of the first RAT layer's window attention
+    model.middle_blks[0].layers[0].wa.register_forward_hook(lambda m, args, out: heights.append(args[0].shape[-2]))
     outs = []
     for strip_bytes in (0, 1):
         for m in parts:
             m.strip_bytes = strip_bytes
         with torch.no_grad():
             outs.append(model(x, regions))
+    assert heights == [12, 4, 4, 4]  # 40 rows padded to 48, latent 12: whole, then one window row a strip
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)

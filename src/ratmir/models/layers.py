@@ -41,9 +41,9 @@ class _LayerNorm2dFunction(torch.autograd.Function):
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of [B, C, H, W] (NAFNet's ``LayerNorm2d``).
 
-    Biased variance and ``eps`` inside the square root, as the reference. A channels-last input
-    (the layout RAT and NAFNet run in) has its channels innermost, so it goes through the fused
-    ``F.layer_norm`` kernel on a [B, H, W, C] view; any other layout through a custom backward
+    Biased variance and ``eps`` inside the square root, as the reference. An input with its
+    channels innermost (channels-last, the layout RAT and NAFNet run in, or a row strip of it)
+    goes through the fused ``F.layer_norm`` kernel on a [B, H, W, C] view; any other layout through a custom backward
     that keeps one full-size tensor per layer. Both compute in float32 for bf16/fp16 inputs and
     return the input's dtype.
     """
@@ -55,8 +55,9 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
-            nhwc = x.permute(0, 2, 3, 1)  # a contiguous view
+        if x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1:
+            # channels innermost: channels-last, or a row strip of it (not contiguous for B > 1)
+            nhwc = x.permute(0, 2, 3, 1)
             if nhwc.dtype in (torch.float16, torch.bfloat16):
                 nhwc = nhwc.float()
             out = F.layer_norm(nhwc, (x.shape[1],), self.weight.to(nhwc.dtype), self.bias.to(nhwc.dtype), self.eps)
@@ -93,9 +94,9 @@ def strip_rows(x: Tensor, *, channels: int, strip_bytes: int = STRIP_BYTES, mult
 
     The full-resolution parts of the networks are memory-bound on CPU (a 64-channel 512^2
     float32 tensor is 64 MB): run strip by strip, a computation's intermediates stay in cache
-    instead of making a round trip to memory per op. A strip's widest intermediate has
-    ``channels`` channels and at most ``strip_bytes`` bytes; the result is a multiple of
-    ``multiple``. Returns H (one piece: the plain computation) when autograd is recording, when
+    instead of making a round trip to memory per op. Rows are chosen so that ``channels``
+    channels of a strip, in ``x``'s dtype, take about ``strip_bytes`` bytes; the result is a
+    multiple of ``multiple``. Returns H (one piece: the plain computation) when autograd is recording, when
     ``strip_bytes`` <= 0, when one strip would hold the whole image, and off the CPU (a GPU gains
     nothing from it and would pay a kernel launch per op and strip).
     """
@@ -103,6 +104,8 @@ def strip_rows(x: Tensor, *, channels: int, strip_bytes: int = STRIP_BYTES, mult
     if torch.is_grad_enabled() or strip_bytes <= 0 or x.device.type != "cpu":
         return h
     row_bytes = x.shape[0] * channels * x.shape[-1] * x.element_size()
+    if row_bytes == 0:  # an empty batch or width: nothing to split
+        return h
     rows = max(multiple, strip_bytes // row_bytes // multiple * multiple)
     return min(rows, h)
 

@@ -67,7 +67,7 @@ class NAFBlock(nn.Module):
             a0, a1 = max(0, rs.start - 1), min(h, rs.stop + 1)
             t = self.conv2(self.conv1(self.norm1(inp[:, :, a0:a1])))
             t = self.sg(t[:, :, rs.start - a0:rs.stop - a0])
-            sums.append(t.sum((2, 3), keepdim=True, dtype=torch.float32))
+            sums.append(t.sum((2, 3), keepdim=True, dtype=torch.promote_types(t.dtype, torch.float32)))
             return t
 
         x = by_row_strips(first_half, inp, rows=rows)
