@@ -97,6 +97,18 @@ def profile_families(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, prec
         print(f"  {secs:7.3f} s  {key}  [{family(key)}]")
 
 
+def attention_gflop(model: RAT, regions: torch.Tensor) -> float:
+    """GFLOP of one forward pass's attention (region + window, all middle layers), which
+    ``FlopCounterMode`` does not count for CPU flash attention: QK^T and AV are 4 * n^2 * C per
+    segment of n tokens; a W-MSA window holds window_size^2 tokens."""
+    sampled = regions[:, :: model.stride, :: model.stride]  # the latent label map
+    _, sizes = sampled.unique(return_counts=True)
+    window = model.config["window_size"] ** 2
+    pairs = (sizes.double() ** 2).sum().item() + sampled.numel() * window  # sum of n^2, both kinds
+    latent = model.config["width"] * model.stride
+    return 4 * latent * pairs * model.config["middle_layers"] / 1e9
+
+
 def attention_seconds(model: RAT, x: torch.Tensor, regions: torch.Tensor, *, dtype: torch.dtype,
                       repeat: int) -> float:
     """Region attention of all middle layers (the SDPA calls on every segment, nothing around
@@ -143,12 +155,7 @@ def main() -> None:
     # FlopCounterMode counts convolutions and linear layers but not CPU flash attention:
     # attention is 4 * sum(segment size^2) * channels per layer (QK^T and AV), from the plan.
     counted = counter.get_total_flops() / 1e9
-    sampled = regions[:, :: model.stride, :: model.stride]
-    _, sizes = sampled.unique(return_counts=True)
-    latent = model.config["width"] * model.stride
-    tokens = sampled.numel()
-    per_layer = 4 * latent * ((sizes.double() ** 2).sum().item() + tokens * model.window_size**4)
-    attention = per_layer * model.config["middle_layers"] / 1e9
+    attention = attention_gflop(model, regions)
     gflop = counted + attention
     print(f"forward: {gflop:.0f} GFLOP ({counted:.0f} conv/linear + {attention:.0f} attention); "
           f"bf16 matmul limit {gflop / limits['bf16']:.2f} s, fp32 limit {gflop / limits['fp32']:.2f} s")

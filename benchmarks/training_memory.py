@@ -25,7 +25,7 @@ import argparse
 import torch
 
 from attention import run, voronoi_regions  # benchmarks/attention.py
-from profile_rat import matmul_gflops  # benchmarks/profile_rat.py
+from profile_rat import attention_gflop, matmul_gflops  # benchmarks/profile_rat.py
 
 from ratmir.models import RAT
 
@@ -41,13 +41,9 @@ def step_gflop(mode: str, size: int) -> float:
     x, target, regions = torch.rand(1, 1, size, size), torch.rand(1, 1, size, size), voronoi_regions(size, 20)
     with FlopCounterMode(display=False) as counter:
         FocalRegionLoss()(model(x, regions), target, regions).backward()
-    sampled = regions[:, :: model.stride, :: model.stride]
-    _, sizes = sampled.unique(return_counts=True)
-    window = model.config["window_size"] ** 2
-    forward = 4 * model.config["width"] * model.stride * ((sizes.double() ** 2).sum().item() + sampled.numel() * window)
     # flash backward ~2.5x its forward (QK^T again, then dV, dP, dQ, dK); `all` runs forward twice
-    attention = forward * model.config["middle_layers"] * (4.5 if mode == "all" else 3.5)
-    return (counter.get_total_flops() + attention) / 1e9
+    attention = attention_gflop(model, regions) * (4.5 if mode == "all" else 3.5)
+    return counter.get_total_flops() / 1e9 + attention
 
 
 def main() -> None:
