@@ -19,7 +19,9 @@ class TaskSpec:
 
     ``degrade(source, config=...)`` takes the task's source (an HU slice, a :class:`PETPhantom`,
     an RGB image) and returns a :class:`DegradedPair`; ``config`` defaults to
-    ``config_type()``, the paper's setting.
+    ``config_type()``, the paper's setting. ``dicom_modalities`` are the DICOM Modality values
+    a model of the task may restore (``ratmir restore`` refuses others unless forced); empty
+    means any.
     """
 
     name: str
@@ -29,6 +31,7 @@ class TaskSpec:
     config_type: type
     simulate: Callable[..., DegradedPair]
     description: str
+    dicom_modalities: tuple[str, ...] = ()
 
     def normalise(self, x: Any) -> Any:
         return self.normalisation.normalise(x)
@@ -61,16 +64,19 @@ TASKS: dict[str, TaskSpec] = {
         name="ct", units="HU", channels=1, normalisation=CT_NORMALISATION,
         config_type=CTDegradation, simulate=simulate_low_dose_ct,
         description="quarter-dose CT: extra Poisson noise in the sinogram, FBP (astra, parallel beam)",
+        dicom_modalities=("CT",),
     ),
     "pet": TaskSpec(
         name="pet", units="kBq/mL", channels=1, normalisation=PET_NORMALISATION,
         config_type=PETAcquisition, simulate=simulate_pet,
         description="1/12-dose PET: Poisson counts, list-mode decimation, OSEM (astra, parallel beam)",
+        dicom_modalities=("PT",),
     ),
     "pathology": TaskSpec(
         name="pathology", units="RGB 8-bit levels", channels=3, normalisation=PATHOLOGY_NORMALISATION,
         config_type=PathologyDegradation, simulate=simulate_low_resolution,
         description="4x SR: Pillow antialiased bicubic down then up, RGB",
+        dicom_modalities=("SM", "GM", "XC"),  # slide, general and external-camera microscopy
     ),
 }
 TASK_NAMES = tuple(TASKS)
