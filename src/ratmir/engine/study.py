@@ -30,9 +30,9 @@ from pathlib import Path
 
 from .._files import atomic_path
 from .config import ConfigError, load_config, to_dict
+from .study_layout import TRAIN_DONE, evaluation_dir, run_dir
+from .study_report import write_study_report
 from .study_spec import DatasetSpec, ExperimentSpec, StudySpec, load_study
-
-TRAIN_DONE = "study_train.json"
 
 
 @dataclass
@@ -47,14 +47,6 @@ class StudyResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def run_dir(out: Path, experiment: str, seed: int) -> Path:
-    return Path(out) / "runs" / experiment / f"seed{seed}"
-
-
-def evaluation_dir(out: Path, experiment: str, seed: int, source: str) -> Path:
-    return run_dir(out, experiment, seed) / "evaluation" / source
 
 
 @contextlib.contextmanager
@@ -249,8 +241,6 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
             (result.ran if ran else result.skipped).append(name)
     result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
     if report and not result.missing:
-        from .study_report import write_study_report
-
         with _locked(out / ".study.lock"):
             result.report = write_study_report(spec, out=out, device=device)
     return result

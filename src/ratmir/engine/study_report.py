@@ -19,7 +19,7 @@ import numpy as np
 from .evaluate import write_csv
 from .region_sources import STORED
 from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
-from .study import TRAIN_DONE, evaluation_dir, run_dir
+from .study_layout import TRAIN_DONE, evaluation_dir, run_dir
 from .study_spec import StudySpec
 
 INPUT = "input (LQ)"

