@@ -135,7 +135,7 @@ def test_restore_refuses_existing_outputs(png_inputs, tmp_path) -> None:
     out = tmp_path / "out"
     assert _restore(png_inputs, model, out).exit_code == 0
     before, inputs = snapshot(out), snapshot(png_inputs)
-    assert sorted(p.name for p in before) == ["a.png", "b.png"]
+    assert sorted(p.name for p in before) == [".ratmir-restore.json", "a.png", "b.png"]  # outputs and manifest
     other = write_tiny_ct_model(tmp_path / "other.safetensors", seed=1)
     assert_error(_restore(png_inputs, other, out), 2, "2 output file(s) already exist", str(out / "a.png"),
                  "--overwrite")

@@ -344,7 +344,8 @@ def study_command(
 
 @app.command("restore")
 def restore_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM, NIfTI, PNG, TIFF.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM (also Enhanced multi-frame), "
+                                                      "NIfTI, PNG, TIFF (also multi-page stacks), whole slides.")],
     model: Annotated[Path, typer.Option(help="Model weights (.safetensors) or a RUN folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (not inside an input folder).")],
     task: Annotated[Optional[str], typer.Option(help="ct, pet or pathology, if the model file does not record it.")]
@@ -361,22 +362,34 @@ def restore_command(
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")]
     = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted run: skip outputs that OUT/.ratmir-restore.json shows finished "
+                         "from the same input, model and settings; restore the rest.")] = False,
+    force_modality: Annotated[bool, typer.Option(
+        "--force-modality", help="Restore DICOM inputs whose Modality is not the model's task's (e.g. MR with a "
+                                 "CT model), with a warning, instead of refusing.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Restore images with a trained model; one summary line per file.
 
-    Exit code: 1 when any file failed (the others are still written), 2 for a configuration error
-    (including no images found, or outputs that already exist without --overwrite).
+    Exit code: 1 when any file failed (the others are still written); 2 for a configuration error,
+    found before any file is restored and with nothing created (missing inputs, an --out that is
+    not writable, a model whose channels or modality do not fit the inputs, no images found, or
+    outputs that already exist without --resume/--overwrite); 130 when interrupted (Ctrl-C):
+    finished outputs are complete, and rerunning with --resume continues.
     """
     from .engine.evaluate import resolve_weights
     from .restore import RestoreConfig, restore_files
 
     config = RestoreConfig(inputs=tuple(inputs), model=resolve_weights(model), out=out, task=task,
                            regions=regions, window=window, device=device, batch_size=batch_size, precision=precision,
-                           tile=tile or None, overlap=overlap, overwrite=overwrite)
-    report = restore_files(config)
+                           tile=tile or None, overlap=overlap, overwrite=overwrite, resume=resume,
+                           force_modality=force_modality, progress=progress)
+    report = restore_files(config, on_warning=lambda line: typer.echo(line, err=True))
     for line in report.lines:
         typer.echo(line)
-    typer.echo(f"restore: {len(report.written)} written, {len(report.failures)} failed; output in {out}")
+    finished = f", {len(report.skipped)} already finished" if resume else ""
+    typer.echo(f"restore: {len(report.written)} written{finished}, {len(report.failures)} failed; output in {out}")
     for message in report.failures:
         typer.echo(f"FAILED {message}", err=True)
     if not report.ok:

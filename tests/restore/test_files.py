@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from ratmir.cli import app
+from ratmir.errors import UsageError
 from ratmir.io import read_dicom, read_nifti, read_png, write_dicom_like, write_nifti, write_png
 from ratmir.models import DnCNN, save_pretrained
 from ratmir.restore import RestoreConfig, restore_files
@@ -86,8 +87,9 @@ def test_refusals(ct_model, tmp_path) -> None:
         restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "in" / "out"))
     rgb = tmp_path / "rgb"
     write_png(rgb / "x.png", np.zeros((32, 32, 3), np.uint8))
-    report = restore_files(RestoreConfig(inputs=(rgb,), model=ct_model, out=tmp_path / "o", progress=False))
-    assert not report.ok and "expects 1 channel(s), the image has 3" in report.failures[0]
+    with pytest.raises(UsageError, match=r"the model expects 1 channel\(s\); 1 input\(s\) have 3: .*x\.png"):
+        restore_files(RestoreConfig(inputs=(rgb,), model=ct_model, out=tmp_path / "o", progress=False))
+    assert not (tmp_path / "o").exists()  # refused before anything was created
     plain = save_pretrained(DnCNN(features=4, depth=3), tmp_path / "plain.safetensors")
     with pytest.raises(ValueError, match="pass --task"):
         restore_files(RestoreConfig(inputs=(rgb,), model=plain, out=tmp_path / "p"))

@@ -1,38 +1,47 @@
 """``ratmir restore``: restore image files and folders with a trained model.
 
-- DICOM: a series in, a series out — pixel data replaced, every other tag kept, new
-  SOPInstanceUID and one new SeriesInstanceUID per input series, SeriesDescription and
-  DerivationDescription saying what was done, values in physical units with a valid
-  RescaleSlope/Intercept. Pixels outside the model's normalisation range (e.g. -3024 padding)
-  keep their input value.
+- DICOM: a series in, a series out — pixel data replaced, every other tag kept, SeriesDescription
+  and DerivationDescription saying what was done, values in physical units with a valid
+  RescaleSlope/Intercept; the new SOPInstanceUID and SeriesInstanceUID derive from the input's
+  UIDs, the model file and the settings (:mod:`ratmir.restore.dicom_output`). Enhanced
+  multi-frame files are volumes: restored frame by frame with the volume's region maps, written
+  multi-frame. Pixels outside the model's normalisation range (e.g. -3024 padding) keep their
+  input value.
 - NIfTI: 2-D images and volumes (slice by slice), affine and header kept.
 - Whole-slide images (SVS, NDPI, MRXS, SCN, BIF): region by region into a tiled BigTIFF
   (:mod:`ratmir.restore.slides`).
-- PNG/TIFF: bit depth kept; pixel values are read as the task's units (RGB levels for
-  pathology; for CT/PET prefer DICOM, NIfTI or float TIFF in HU / activity).
+- PNG/TIFF: bit depth kept; a multi-page TIFF is a volume, written back as a stack. Pixel values
+  are read as the task's units (RGB levels for pathology; for CT/PET prefer DICOM, NIfTI or
+  float TIFF in HU / activity).
 
 The normalisation comes from the model file (written by training) or from ``task``. Region
 maps are computed on the fly with a region backend, or read from a folder of label maps
-(``<stem>.nii.gz`` as ``ratmir regions`` writes them). Never overwrites an input, refuses an
-output folder inside an input folder, refuses outputs that already exist (unless ``overwrite``)
-and inputs without any image, and one bad file does not stop the others.
+(``<stem>.nii.gz`` as ``ratmir regions`` writes them). Every check that does not depend on one
+slice runs first (:mod:`ratmir.restore.checks`); outputs are written atomically
+(:mod:`ratmir.restore.output`) and recorded in a manifest (:mod:`ratmir.restore.manifest`), so
+an interrupted run continues with ``resume``. Never overwrites an input, refuses outputs that
+already exist (unless ``overwrite``, or finished ones with ``resume``), and one bad file does not
+stop the others.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import __version__
 from .._checks import check_choice, check_device, check_positive_int
-from ..errors import OutputExistsError, UsageError
-from ..io import read_dicom, read_nifti, read_png, read_tiff, write_dicom_like, write_nifti, write_png, write_tiff
-from ..io.formats import InputFile, find_inputs, split_name
+from ..errors import RatmirError, UsageError
+from ..io import read_dicom, read_nifti, write_nifti, write_png, write_tiff
+from ..io.formats import InputFile, find_inputs, read_image, split_name
 from ..models import load_pretrained, read_metadata
 from ..models.precision import PRECISIONS, inference_precision
 from ..regions import build_backend, load_label_map, parse_window
@@ -40,8 +49,15 @@ from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
 from ..tasks import get_task
 from ..tasks.base import Normalisation
+from .checks import check_channels, check_inputs_exist, check_modality, check_output_folder, read_header
+from .dicom_output import write_restored_dicom
+from .manifest import Manifest, RunIdentity, file_sha256, split_finished
+from .output import output_file, output_path
 from .slides import restore_slide
 from .tiling import restore_image
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+Writer = Callable[[Path], object]  # writes a restored image, computed already, to the path it is given
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,8 @@ class RestoreConfig:
     overlap: int = 32
     progress: bool = True
     overwrite: bool = False  # replace outputs that already exist in ``out``
+    resume: bool = False  # skip outputs that the manifest shows finished with this model, input and settings
+    force_modality: bool = False  # restore DICOM inputs whose Modality the task does not expect (with a warning)
 
     def __post_init__(self) -> None:
         check_positive_int("batch_size", self.batch_size)
@@ -76,12 +94,25 @@ class RestoreConfig:
 @dataclass
 class RestoreReport:
     written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # finished by an earlier run (resume)
     failures: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    total: int = 0  # images found
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+class RestoreInterrupted(RatmirError):
+    """Ctrl-C during a restore (exit 130); the message says how far it got and how to go on."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, *, finished: int, total: int, out: Path) -> None:
+        super().__init__(f"interrupted: {finished} of {total} file(s) finished in {out}; rerun the same command "
+                         "with --resume to continue")
 
 
 def model_normalisation(model_path: Path, task: str | None) -> tuple[Normalisation, str]:
@@ -96,32 +127,47 @@ def model_normalisation(model_path: Path, task: str | None) -> tuple[Normalisati
     return get_task(task).normalisation, task
 
 
-def _check_output(out: Path, inputs: tuple[Path, ...]) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out {out} is a file; expected a folder for the restored images")
-    out = out.resolve()
-    for item in inputs:
-        folder = item.resolve() if item.is_dir() else item.resolve().parent
-        if out == folder or folder in out.parents:
-            raise ValueError(f"output folder {out} is inside the input folder {folder}: choose another --out")
-
-
 class _Restorer:
     def __init__(self, config: RestoreConfig) -> None:
         self.cfg = config
         self.norm, self.task = model_normalisation(config.model, config.task)
         self.model = load_pretrained(config.model, map_location=config.device).eval()
         self.label_dir = Path(config.regions) if Path(config.regions).is_dir() else None
-        self.backend = None if self.label_dir else build_backend(resolve_backend_name(config.regions, options={}))
+        self.backend_name = None if self.label_dir else resolve_backend_name(config.regions, options={})
+        self.backend = None if self.backend_name is None else build_backend(self.backend_name)
         self.window = parse_window(config.window)
-        self.series_uids: dict[str, str] = {}
+        self.identity = RunIdentity(model_sha256=file_sha256(config.model), settings=self.settings())
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that change the restored pixels (recorded in the manifest)."""
+        cfg = self.cfg
+        return {"ratmir": __version__, "task": self.task, "normalisation": self.norm.record(),
+                "regions": str(self.label_dir.resolve()) if self.label_dir else self.backend_name,
+                "window": cfg.window, "precision": cfg.precision, "tile": cfg.tile, "overlap": cfg.overlap,
+                "batch_size": cfg.batch_size, "device": torch.device(cfg.device).type}
+
+    def label_map_path(self, item: InputFile) -> Path | None:
+        return None if self.label_dir is None else self.label_dir / f"{item.stem}{LABEL_MAP_SUFFIX}"
+
+    def made_from(self, item: InputFile) -> dict[str, Any]:
+        label_map = self.label_map_path(item)
+        return self.identity.made_from(source=item.path,
+                                       label_map=label_map if label_map is not None and label_map.is_file() else None)
 
     def regions_for(self, item: InputFile, pixels: np.ndarray, *, is_volume: bool) -> np.ndarray:
         spatial = pixels.shape[: 3 if is_volume else 2]
-        if self.label_dir is not None:
-            return load_label_map(self.label_dir / f"{item.stem}{LABEL_MAP_SUFFIX}", expected_shape=spatial)
+        label_map = self.label_map_path(item)
+        if label_map is not None:
+            return load_label_map(label_map, expected_shape=spatial)
         labels, _, _ = segment_pixels(pixels, is_volume=is_volume, backend=self.backend, window=self.window)
         return labels
+
+    def restore_pixels(self, item: InputFile, pixels: np.ndarray, *, is_volume: bool) -> np.ndarray:
+        """Region maps and restoration of an image [H, W(, C)] or volume [D, H, W(, C)]."""
+        labels = self.regions_for(item, pixels, is_volume=is_volume)
+        if is_volume:
+            return self.run_slices(pixels, labels, str(item.path))
+        return self.run_slices(pixels[None], labels[None], str(item.path))[0]
 
     def run_slices(self, pixels: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:
         """Restore [N, H, W(, C)] physical-unit slices with labels [N, H, W]; float32, same units out.
@@ -156,61 +202,52 @@ class _Restorer:
         y = y[:, 0] if pixels.ndim == 3 else y.permute(0, 2, 3, 1)
         return y.numpy()
 
-    def restore_file(self, item: InputFile) -> Path:
+    def restore_file(self, item: InputFile, *, manifest: Manifest) -> Path:
+        """Restore ``item`` into its output (atomically) and record it in ``manifest``."""
         _, fmt = split_name(item.path)
         target = output_path(self.cfg.out, item)
-        if fmt == "dicom":
-            image = read_dicom(item.path)
-            if image.pixels.ndim != 2 or int(getattr(image.dataset, "NumberOfFrames", 1) or 1) > 1:
-                raise ValueError(f"{item.path}: multi-frame or colour DICOM is not supported (shape {image.pixels.shape})")
-            labels = self.regions_for(item, image.pixels, is_volume=False)
-            restored = self.run_slices(image.pixels[None], labels[None], str(item.path))[0]
-            ds = image.dataset
-            uid = self.series_uids.setdefault(str(getattr(ds, "SeriesInstanceUID", item.path.parent)),
-                                              _new_uid())
-            model = self.model.architecture.upper()
-            return write_dicom_like(
-                ds, restored, target,
-                series_uid=uid, series_description=f"{getattr(ds, 'SeriesDescription', '')} [ratmir {model}]".strip(),
-                derivation=f"Restored by ratmir {model} ({self.task}) from series {getattr(ds, 'SeriesInstanceUID', '?')}",
-            )
+        made_from = self.made_from(item)
+
+        def record(written: Path) -> None:
+            manifest.record(target, written=written, made_from=made_from)
+
         if fmt == "slide":
             if self.backend is None:
                 raise ValueError(f"{item.path}: slides need a region backend (--regions NAME), not a label-map folder")
-            return restore_slide(item.path, target, model=self.model,
-                                 normalisation=self.norm, backend=self.backend, window=self.window,
-                                 device=self.cfg.device)
-        if fmt == "nifti":
-            image = read_nifti(item.path)
-            is_volume = image.pixels.ndim == 3
-            labels = self.regions_for(item, image.pixels, is_volume=is_volume)
-            vol = image.pixels if is_volume else image.pixels[None]
-            lab = labels if is_volume else labels[None]
-            restored = self.run_slices(vol, lab, str(item.path))
-            return write_nifti(target, restored if is_volume else restored[0],
-                               affine=image.affine, header=image.header)
-        reader, writer = (read_png, write_png) if fmt == "png" else (read_tiff, write_tiff)
-        raw = reader(item.path)
-        if raw.ndim == 3 and raw.shape[-1] == 4:
-            raw = raw[..., :3]
-        labels = self.regions_for(item, raw.astype(np.float32), is_volume=False)  # float copy freed here
-        restored = self.run_slices(raw[None], labels[None], str(item.path))[0]
-        return writer(target, _to_dtype(restored, raw.dtype))
+            return restore_slide(item.path, target, model=self.model, normalisation=self.norm, backend=self.backend,
+                                 window=self.window, device=self.cfg.device, on_written=record)
+        write = {"dicom": self._dicom, "nifti": self._nifti}.get(fmt, self._raster)(item)  # compute, then write
+        with output_file(target, on_written=record) as tmp:
+            write(tmp)
+        return target
+
+    def _dicom(self, item: InputFile) -> Writer:
+        image = read_dicom(item.path)
+        ds = image.dataset
+        is_volume = int(getattr(ds, "NumberOfFrames", 1) or 1) > 1  # as `ratmir regions` reads it
+        restored = self.restore_pixels(item, image.pixels, is_volume=is_volume)
+        model = self.model.architecture.upper()
+        source_series = str(getattr(ds, "SeriesInstanceUID", "") or item.path.parent.name)
+        return lambda tmp: write_restored_dicom(
+            ds, restored, tmp, source_key=item.stem, series_key=source_series, run_digest=self.identity.digest,
+            series_description=f"{getattr(ds, 'SeriesDescription', '')} [ratmir {model}]".strip(),
+            derivation=f"Restored by ratmir {model} ({self.task}) from series {source_series}")
+
+    def _nifti(self, item: InputFile) -> Writer:
+        image = read_nifti(item.path)
+        restored = self.restore_pixels(item, image.pixels, is_volume=image.pixels.ndim == 3)
+        return lambda tmp: write_nifti(tmp, restored, affine=image.affine, header=image.header)
+
+    def _raster(self, item: InputFile) -> Writer:  # PNG, TIFF and TIFF stacks
+        image = read_image(item.path)  # alpha dropped; a multi-page TIFF is a volume
+        raw = image.pixels
+        restored = _to_dtype(self.restore_pixels(item, raw, is_volume=image.is_volume), raw.dtype)
+        writer = write_png if split_name(item.path)[1] == "png" else write_tiff
+        return lambda tmp: writer(tmp, restored)
 
 
 # numpy dtypes that torch.from_numpy takes and compares without surprises; others go to float32
 _TORCH_SAFE = tuple(np.dtype(t) for t in ("uint8", "int8", "int16", "int32", "int64", "float32", "float64"))
-
-
-def output_path(out: Path, item: InputFile) -> Path:
-    """Where the restored ``item`` is written: OUT/<stem> with the format's suffix (a DICOM file
-    keeps its name)."""
-    _, fmt = split_name(item.path)
-    base = out / item.stem
-    if fmt == "dicom":
-        return base.with_name(item.path.name if item.path.suffix else base.name + ".dcm")
-    suffix = {"nifti": ".nii.gz", "png": ".png"}.get(fmt, ".tiff")  # tiff and slides: TIFF
-    return base.with_name(base.name + suffix)
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -221,35 +258,53 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-def _new_uid() -> str:
-    from pydicom.uid import generate_uid
-
-    return generate_uid()
-
-
-def restore_files(config: RestoreConfig) -> RestoreReport:
-    """Restore every image of ``config.inputs`` into ``config.out``; per-file failures are
-    collected in the report (configuration errors raise before any file is touched)."""
-    _check_output(config.out, config.inputs)
+def _prepare(config: RestoreConfig, report: RestoreReport, *,
+             on_warning: Callable[[str], None] | None) -> tuple[_Restorer, Manifest, list[InputFile]]:
+    """Every check that does not depend on one slice; creates nothing. Returns the restorer, the
+    manifest and the images to restore (finished ones, with ``resume``, go to ``report.skipped``)."""
+    check_inputs_exist(config.inputs)
+    check_output_folder(config.out, inputs=config.inputs)
     items, errors = find_inputs(list(config.inputs))
     if not items and not errors:
         raise UsageError(f"no images found in {', '.join(map(str, config.inputs))}: expected DICOM, NIfTI, PNG, "
                          "TIFF or whole-slide files")
-    existing = [p for p in (output_path(config.out, item) for item in items) if p.exists()]
-    if existing and not config.overwrite:
-        raise OutputExistsError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite "
-                                "to replace them, or choose another --out")
+    report.failures.extend(message for _, message in errors)
+    report.total = len(items)
     restorer = _Restorer(config)
-    report = RestoreReport(failures=[message for _, message in errors])
-    config.out.mkdir(parents=True, exist_ok=True)
-    for item in tqdm(items, desc="restore", unit="file", disable=not config.progress):
-        start = time.perf_counter()
-        try:
-            path = restorer.restore_file(item)
-        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the others
-            report.failures.append(str(exc) if str(item.path) in str(exc) else f"{item.path}: {type(exc).__name__}: {exc}")
-            continue
-        report.written.append(path)
-        report.lines.append(f"{item.path} -> {path} ({time.perf_counter() - start:.1f} s)")
-    return report
+    headers = {item: read_header(item) for item in items}
+    check_channels(headers, expected=restorer.model.in_channels)
+    for line in check_modality(headers, task=restorer.task, force=config.force_modality):
+        report.warnings.append(line)
+        if on_warning is not None:
+            on_warning(line)
+    manifest = Manifest.load(out=config.out)
+    outputs = [(output_path(config.out, item), restorer.made_from(item)) for item in items]
+    todo, finished = split_finished(outputs, manifest=manifest, resume=config.resume, overwrite=config.overwrite)
+    report.skipped.extend(outputs[i][0] for i in finished)
+    return restorer, manifest, [items[i] for i in todo]
 
+
+def restore_files(config: RestoreConfig, *, on_warning: Callable[[str], None] | None = None) -> RestoreReport:
+    """Restore every image of ``config.inputs`` into ``config.out``; per-file failures are
+    collected in the report, warnings too (and passed to ``on_warning`` before any file is
+    restored). Configuration errors raise before anything is created; Ctrl-C raises
+    :class:`RestoreInterrupted` (finished outputs are complete and recorded)."""
+    report = RestoreReport()
+    try:
+        restorer, manifest, todo = _prepare(config, report, on_warning=on_warning)
+        config.out.mkdir(parents=True, exist_ok=True)
+        with tqdm(todo, desc="restore", unit="file", disable=not config.progress) as bar:
+            for item in bar:
+                start = time.perf_counter()
+                try:
+                    path = restorer.restore_file(item, manifest=manifest)
+                except Exception as exc:  # noqa: BLE001 - one bad file must not lose the others
+                    report.failures.append(str(exc) if str(item.path) in str(exc)
+                                           else f"{item.path}: {type(exc).__name__}: {exc}")
+                    continue
+                report.written.append(path)
+                report.lines.append(f"{item.path} -> {path} ({time.perf_counter() - start:.1f} s)")
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(finished=len(report.written) + len(report.skipped), total=report.total,
+                                 out=config.out) from None
+    return report

@@ -4,11 +4,14 @@ The region label map is computed once for the whole slide, at the finest pyramid
 longer side is at most ``label_max_side`` pixels, and every tile cuts its labels from it by
 nearest sampling — so tiles agree on regions. Each output tile is restored from an input window
 with a ``margin`` on every side (clamped at the slide's edges) and cropped, then streamed into a
-tiled BigTIFF (level 0, RGB, readable by OpenSlide and tifffile) in raster order.
+tiled BigTIFF (level 0, RGB, readable by OpenSlide and tifffile) in raster order, under a
+temporary name that becomes the output's name only once the slide is complete
+(:func:`ratmir.restore.output.output_file`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from ..regions.backends import RegionBackend
 from ..regions.batch import segment_pixels
 from ..regions.intensity import WindowSpec
 from ..tasks.base import Normalisation
+from .output import output_file
 
 SLIDE_TILE = 512
 
@@ -34,8 +38,12 @@ def slide_label_map(slide: SlideReader, *, backend: RegionBackend, window: Windo
 
 def restore_slide(path: Path, out: Path, *, model: torch.nn.Module, normalisation: Normalisation,
                   backend: RegionBackend, window: WindowSpec, device: str = "cpu", tile: int = SLIDE_TILE,
-                  margin: int = 32, label_max_side: int = 4096) -> Path:
-    """Restore the slide at ``path`` into the tiled BigTIFF ``out``; returns ``out``."""
+                  margin: int = 32, label_max_side: int = 4096,
+                  on_written: Callable[[Path], None] | None = None) -> Path:
+    """Restore the slide at ``path`` into the tiled BigTIFF ``out``; returns ``out``.
+
+    ``on_written`` runs on the finished temporary file just before it is renamed to ``out``.
+    """
     import tifffile
 
     if model.in_channels != 3:
@@ -63,7 +71,7 @@ def restore_slide(path: Path, out: Path, *, model: torch.nn.Module, normalisatio
                     out_tile[:crop.shape[0], :crop.shape[1]] = crop
                     yield out_tile
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(out, tiles(), shape=(height, width, 3), dtype=np.uint8, tile=(tile, tile),
-                         photometric="rgb", bigtiff=True, compression="zlib")
+        with output_file(out, on_written=on_written) as tmp:
+            tifffile.imwrite(tmp, tiles(), shape=(height, width, 3), dtype=np.uint8, tile=(tile, tile),
+                             photometric="rgb", bigtiff=True, compression="zlib")
     return out
