@@ -1,31 +1,65 @@
-"""DICOM: slices and series in physical units (HU through the modality LUT), and writing a
-derived slice that keeps every tag of its source.
+"""DICOM: slices, multi-frame instances and series in physical units (HU through the modality
+LUT or the per-frame rescale of Enhanced CT/MR), and writing a derived instance that keeps every
+tag of its source (:mod:`ratmir.io.dicom_write`).
 
 Compressed transfer syntaxes decode through pydicom's pixel handlers: JPEG-2000 and JPEG
-Lossless need the pylibjpeg plugins (or Pillow for JPEG-2000), which ratmir depends on.
+Lossless need the pylibjpeg plugins (or Pillow for JPEG-2000), which ratmir depends on. Big-endian
+files and valid files without file meta (no preamble, no ``DICM``) are read too.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .dicom_frames import frame_rescale, is_enhanced, number_of_frames
+from .dicom_write import SMOOTHING, SPATIAL_RESAMPLING, is_colour, rescale_slope, write_dicom_like
+
+__all__ = [
+    "DicomImage", "read_dicom", "read_dicom_header", "read_dicom_series", "slice_position", "looks_like_dicom",
+    "dicom_modality", "rescale_slope", "write_dicom_like", "is_colour", "SMOOTHING", "SPATIAL_RESAMPLING",
+]
+
 
 @dataclass(frozen=True)
 class DicomImage:
-    """Pixels in physical units (float32, [H, W] or [frames, H, W], or [..., 3] for colour) and
-    the dataset they came from (pixel data still attached)."""
+    """Pixels in physical units (float32) and the dataset they came from (pixel data attached).
+
+    ``pixels``: [H, W] for a single frame, [frames, H, W] for a multi-frame instance (Enhanced
+    CT/MR frames each with their own rescale applied), with a trailing RGB axis ([..., 3]) for
+    colour (RGB and YBR as RGB; PALETTE COLOR looked up through its palette, as levels 0-255
+    whatever the palette's entry size).
+    """
 
     pixels: np.ndarray
     dataset: object  # pydicom.Dataset
 
     @property
     def modality(self) -> str:
-        return str(getattr(self.dataset, "Modality", ""))
+        """See :func:`dicom_modality`."""
+        return dicom_modality(self.dataset)
+
+    @property
+    def frames(self) -> int:
+        """Number of frames (1 for a single-frame instance)."""
+        return number_of_frames(self.dataset)
+
+    @property
+    def is_volume(self) -> bool:
+        """True for a multi-frame instance: ``pixels`` is [frames, H, W(, 3)]."""
+        return self.frames > 1
+
+
+def dicom_modality(ds: object) -> str:
+    """The Modality attribute (``"CT"``, ``"MR"``, ``"PT"``, ``"OT"``, ...; ``""`` when absent).
+
+    Enhanced multi-frame instances carry it at the top level like single-frame ones (Enhanced
+    CT says ``"CT"``, Enhanced MR ``"MR"``), so one check serves both.
+    """
+    return str(getattr(ds, "Modality", "") or "")
 
 
 def _modality_lut():
@@ -36,17 +70,62 @@ def _modality_lut():
     return apply_modality_lut
 
 
+def _colour_lut():
+    try:
+        from pydicom.pixels import apply_color_lut
+    except ImportError:  # pydicom < 3
+        from pydicom.pixel_data_handlers.util import apply_color_lut
+    return apply_color_lut
+
+
+def looks_like_dicom(path: str | os.PathLike) -> bool:
+    """True for a DICOM file: ``DICM`` after the 128-byte preamble, or a dataset without file meta
+    whose first element is of group 0008 (or 0002) as the standard's encodings start."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or _starts_like_dataset(head)
+
+
+def _starts_like_dataset(head: bytes) -> bool:
+    return len(head) >= 8 and int.from_bytes(head[:2], "little") in (0x0002, 0x0008) and head[2:4] != b"\xff\xff"
+
+
 def _dcmread(path: Path, *, require_modality: str | None, stop_before_pixels: bool):
     import pydicom
+    from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        except InvalidDicomError:  # no preamble/file meta: read it as a bare dataset if it is one
+            if not looks_like_dicom(path):
+                raise
+            ds = _read_bare_dataset(path, stop_before_pixels=stop_before_pixels)
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"{path}: not a readable DICOM file: {type(err).__name__}: {err}") from err
     if require_modality is not None and getattr(ds, "Modality", None) != require_modality:
         raise ValueError(
             f"{path}: expected a {require_modality} image, got Modality {getattr(ds, 'Modality', None)!r}"
         )
+    return ds
+
+
+def _read_bare_dataset(path: Path, *, stop_before_pixels: bool):
+    """A dataset stored without file meta: its transfer syntax is the encoding pydicom found."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    if "SOPClassUID" not in ds:
+        raise InvalidDicomError("no DICOM file meta and no SOP Class UID: not a DICOM dataset")
+    implicit, little = ds.original_encoding
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     return ds
 
 
@@ -57,9 +136,13 @@ def read_dicom_header(path: str | os.PathLike, *, require_modality: str | None =
 
 
 def read_dicom(path: str | os.PathLike, *, require_modality: str | None = None) -> DicomImage:
-    """Read one DICOM file; grey pixels in physical units (HU for CT).
+    """Read one DICOM file: grey pixels in physical units (HU for CT), colour as RGB; shapes as in
+    :class:`DicomImage`.
 
-    ``require_modality`` (e.g. ``"CT"``) rejects other modalities with an error naming the file.
+    The modality transform is the Modality LUT Sequence or RescaleSlope/Intercept, or for an
+    Enhanced instance each frame's Pixel Value Transformation functional group (per-frame,
+    else shared). ``require_modality`` (e.g. ``"CT"``) rejects other modalities with an error
+    naming the file.
     """
     path = Path(path)
     ds = _dcmread(path, require_modality=require_modality, stop_before_pixels=False)
@@ -69,9 +152,30 @@ def read_dicom(path: str | os.PathLike, *, require_modality: str | None = None) 
         pixels = ds.pixel_array
     except Exception as err:  # noqa: BLE001 - missing decoder, truncated data, ...
         raise ValueError(f"{path}: cannot decode pixel data ({ds.file_meta.TransferSyntaxUID.name}): {err}") from err
-    if int(getattr(ds, "SamplesPerPixel", 1)) == 1:
-        pixels = _modality_lut()(pixels, ds)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":
+        try:
+            pixels = _palette_to_rgb(pixels, ds)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path}: cannot apply the PALETTE COLOR lookup table: {err}") from err
+    elif not is_colour(ds):
+        pixels = _to_physical(pixels, ds)
     return DicomImage(pixels=np.asarray(pixels, dtype=np.float32), dataset=ds)
+
+
+def _palette_to_rgb(indices: np.ndarray, ds: object) -> np.ndarray:
+    """RGB levels 0-255 through the palette; 16-bit entries (0-65535) scaled by 255/65535."""
+    rgb = _colour_lut()(indices, ds)
+    return np.round(rgb / 257.0) if rgb.dtype.itemsize > 1 else rgb
+
+
+def _to_physical(stored: np.ndarray, ds: object) -> np.ndarray:
+    per_frame = frame_rescale(ds) if is_enhanced(ds) and "ModalityLUTSequence" not in ds else None
+    if per_frame is None:
+        return _modality_lut()(stored, ds)
+    slopes, intercepts, _ = per_frame
+    if stored.ndim == 2:  # a single frame
+        return stored * slopes[0] + intercepts[0]
+    return stored * slopes[:, None, None] + intercepts[:, None, None]
 
 
 def read_dicom_series(folder: str | os.PathLike, *, require_modality: str | None = None) -> list[DicomImage]:
@@ -101,62 +205,3 @@ def slice_position(ds: object) -> float:
         normal = np.cross(np.asarray(ori[:3], float), np.asarray(ori[3:], float))
         return float(np.dot(normal, np.asarray(pos, float)))
     return float(getattr(ds, "InstanceNumber", 0) or 0)
-
-
-def rescale_slope(span: float) -> float:
-    """The finest power-of-ten slope (down to 0.001) at which ``span`` fits in 16 bits.
-
-    A CT slice spanning 4095 HU gets 0.1 HU steps; PET activities spanning 1e6 get 100.
-    """
-    slope = 1e-3
-    while span / slope > 65535:
-        slope *= 10
-    return float(f"{slope:.0e}")
-
-
-def write_dicom_like(
-    source: object, pixels: np.ndarray, path: str | os.PathLike, *, series_uid: str | None = None,
-    series_description: str | None = None, derivation: str | None = None,
-) -> Path:
-    """Write ``pixels`` (physical units, [H, W]) as a new instance derived from dataset ``source``.
-
-    Every tag of ``source`` is kept except the pixel module, which is rewritten as 16-bit
-    unsigned integers with a RescaleSlope/Intercept (see :func:`rescale_slope`); new SOPInstanceUID; SeriesInstanceUID set to
-    ``series_uid`` (a new one if None); SeriesDescription/DerivationDescription as given.
-    The file is written uncompressed (Explicit VR Little Endian).
-    """
-    import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    pixels = np.asarray(pixels, dtype=np.float64)
-    if pixels.ndim != 2 or not np.isfinite(pixels).all():
-        raise ValueError(f"pixels must be a finite [H, W] array, got shape {pixels.shape}")
-    if not isinstance(source, pydicom.Dataset):
-        raise TypeError(f"source must be a pydicom.Dataset, got {type(source).__name__}")
-    ds = copy.deepcopy(source)  # Dataset.copy() is shallow: edits would reach the source
-    if not hasattr(ds, "file_meta"):
-        ds.file_meta = pydicom.dataset.FileMetaDataset()
-    intercept = float(np.floor(pixels.min()))
-    slope = rescale_slope(float(pixels.max()) - intercept)
-    stored = np.round((pixels - intercept) / slope)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:.6g}", f"{slope:.6g}"
-    for tag in ("NumberOfFrames", "LargestImagePixelValue", "SmallestImagePixelValue", "PixelPaddingValue"):
-        if tag in ds:
-            delattr(ds, tag)
-    ds.PixelData = stored.astype(np.uint16).tobytes()
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    if series_description is not None:
-        ds.SeriesDescription = series_description[:64]
-    if derivation is not None:
-        ds.DerivationDescription = derivation[:1024]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
