@@ -33,8 +33,8 @@ def write_restored_dicom(source: object, pixels: np.ndarray, path: Path, *, sour
     series_uid = derived_uid(kind="series", source_uid=str(getattr(source, "SeriesInstanceUID", "") or series_key),
                              run_digest=run_digest)
     texts = {"series_uid": series_uid, "series_description": series_description, "derivation": derivation}
-    if "instance_uid" in inspect.signature(write_dicom_like).parameters:
-        write_dicom_like(source, pixels, path, instance_uid=instance_uid, **texts)
+    if "sop_instance_uid" in inspect.signature(write_dicom_like).parameters:
+        write_dicom_like(source, pixels, path, sop_instance_uid=instance_uid, **texts)
         return path
     # the io writer draws a random SOPInstanceUID: set the derived one on what it wrote
     import pydicom
