@@ -72,3 +72,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+def writer_suffix(path: str | os.PathLike) -> str:
+    """The ending of ``path``'s name that writers choose a format by, for :func:`atomic_path`'s
+    ``suffix``: ``.nii.gz`` (a compressed ending keeps the suffix before it), ``.png``, ...; ``.tmp``
+    when the name has no suffix."""
+    suffixes = Path(path).suffixes
+    if len(suffixes) >= 2 and suffixes[-1].lower() in (".gz", ".bz2", ".xz", ".zst"):
+        return "".join(suffixes[-2:])
+    return suffixes[-1] if suffixes else ".tmp"

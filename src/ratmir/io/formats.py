@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom import read_dicom
+from .dicom import looks_like_dicom, read_dicom
 from .nifti import read_nifti
-from .raster import read_png, read_tiff
+from .raster import read_png, read_tiff_stack
 
 # Recognised suffixes -> reader; files without a suffix are read as DICOM if they look like one.
 FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom",
@@ -54,17 +54,9 @@ def split_name(path: Path) -> tuple[str, str | None]:
     suffix = path.suffix.lower()
     if suffix in FORMATS:
         return name[: -len(suffix)], FORMATS[suffix]
-    if not suffix and _looks_like_dicom(path):
+    if not suffix and looks_like_dicom(path):
         return name, "dicom"
     return (path.stem if suffix else name), None
-
-
-def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
 
 
 def find_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[InputFile], list[tuple[Path, str]]]:
@@ -107,29 +99,32 @@ def find_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[InputFile], li
 
 
 def _read_png(path: Path) -> LoadedImage:
-    return _check_planar(read_png(path), volume_allowed=False)
+    return _check_planar(read_png(path))
 
 
 def _read_tiff(path: Path) -> LoadedImage:
-    return _check_planar(read_tiff(path), volume_allowed=True)
+    """A multi-page TIFF is a volume [pages, H, W(, 3)] (docs/decisions.md), one page an image;
+    grey or colour from the samples per pixel (:func:`~ratmir.io.raster.read_tiff_stack`)."""
+    stack = read_tiff_stack(path)
+    if stack.ndim == 4 and stack.shape[-1] not in (3, 4):
+        raise ValueError(f"expected grey or RGB pages, got {stack.shape[-1]} samples per pixel")
+    if stack.ndim == 4:
+        stack = stack[..., :3]  # alpha dropped
+    volume = stack.shape[0] > 1
+    return LoadedImage(stack if volume else stack[0], volume, None)
 
 
-def _check_planar(pixels: np.ndarray, *, volume_allowed: bool) -> LoadedImage:
-    """[H, W], [H, W, 3|4] (alpha dropped) or, for stacks, [D, H, W(, 3)]."""
-    rgb = pixels.ndim >= 3 and pixels.shape[-1] in (3, 4)
-    if rgb:
-        pixels = pixels[..., :3]
-    spatial = pixels.ndim - (1 if rgb else 0)
-    if spatial not in ((2, 3) if volume_allowed else (2,)):
-        raise ValueError(f"expected a grey or RGB {'image or stack' if volume_allowed else 'image'}, "
-                         f"got array shape {pixels.shape}")
-    return LoadedImage(pixels, spatial == 3, None)
+def _check_planar(pixels: np.ndarray) -> LoadedImage:
+    """[H, W] or [H, W, 3|4] (alpha dropped)."""
+    rgb = pixels.ndim == 3 and pixels.shape[-1] in (3, 4)
+    if pixels.ndim != 2 and not rgb:
+        raise ValueError(f"expected a grey or RGB image, got array shape {pixels.shape}")
+    return LoadedImage(pixels[..., :3] if rgb else pixels, False, None)
 
 
 def _read_dicom(path: Path) -> LoadedImage:
     image = read_dicom(path)
-    frames = int(getattr(image.dataset, "NumberOfFrames", 1) or 1)
-    return LoadedImage(image.pixels, frames > 1, None)
+    return LoadedImage(image.pixels, image.is_volume, None)
 
 
 def _read_nifti(path: Path) -> LoadedImage:

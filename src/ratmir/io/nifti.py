@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_path, writer_suffix
+
 
 @dataclass(frozen=True)
 class NiftiImage:
@@ -39,7 +41,12 @@ def read_nifti(path: str | os.PathLike) -> NiftiImage:
 
 def write_nifti(path: str | os.PathLike, pixels: np.ndarray, *, affine: np.ndarray | None = None,
                 header: object | None = None) -> Path:
-    """Write [H, W] or [D, H, W] (SimpleITK order) with ``affine`` (identity if None)."""
+    """Write [H, W] or [D, H, W] (SimpleITK order) with ``affine`` (identity if None).
+
+    Written through a temporary file beside ``path`` that keeps its ending (nibabel chooses
+    gzip from ``.nii.gz``) and is renamed when complete, so an interrupted write leaves no
+    partial file under ``path``.
+    """
     import nibabel
 
     pixels = np.asarray(pixels)
@@ -50,6 +57,6 @@ def write_nifti(path: str | os.PathLike, pixels: np.ndarray, *, affine: np.ndarr
         raise ValueError(f"affine must be 4x4, got shape {affine.shape}")
     image = nibabel.Nifti1Image(np.ascontiguousarray(pixels.T), affine, header=header)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nibabel.save(image, str(path))
+    with atomic_path(path, suffix=writer_suffix(path)) as tmp:
+        nibabel.save(image, str(tmp))
     return path
