@@ -77,9 +77,9 @@ def read_header(item: InputFile) -> InputHeader:
         if fmt == "tiff":
             import tifffile
 
-            with tifffile.TiffFile(item.path) as tif:
-                shape = tif.series[0].shape
-            return InputHeader(3 if len(shape) >= 3 and shape[-1] in (3, 4) else 1)
+            with tifffile.TiffFile(item.path) as tif:  # grey or colour by samples per pixel, as io reads it
+                samples = tif.series[0].pages[0].samplesperpixel
+            return InputHeader(3 if samples in (3, 4) else 1 if samples == 1 else None)
     except Exception:  # noqa: BLE001 - an unreadable file is reported when it is restored
         return InputHeader(None)
     return InputHeader(3 if fmt == "slide" else 1)  # NIfTI: grey; slides: RGB

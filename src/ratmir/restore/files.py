@@ -224,8 +224,7 @@ class _Restorer:
     def _dicom(self, item: InputFile) -> Writer:
         image = read_dicom(item.path)
         ds = image.dataset
-        is_volume = int(getattr(ds, "NumberOfFrames", 1) or 1) > 1  # as `ratmir regions` reads it
-        restored = self.restore_pixels(item, image.pixels, is_volume=is_volume)
+        restored = self.restore_pixels(item, image.pixels, is_volume=image.is_volume)  # multi-frame: a volume
         model = self.model.architecture.upper()
         source_series = str(getattr(ds, "SeriesInstanceUID", "") or item.path.parent.name)
         return lambda tmp: write_restored_dicom(
@@ -242,8 +241,20 @@ class _Restorer:
         image = read_image(item.path)  # alpha dropped; a multi-page TIFF is a volume
         raw = image.pixels
         restored = _to_dtype(self.restore_pixels(item, raw, is_volume=image.is_volume), raw.dtype)
-        writer = write_png if split_name(item.path)[1] == "png" else write_tiff
+        writer = write_png if split_name(item.path)[1] == "png" else _tiff_stack_writer() if image.is_volume \
+            else write_tiff
         return lambda tmp: writer(tmp, restored)
+
+
+def _tiff_stack_writer() -> Writer:
+    """``ratmir.io``'s multi-page TIFF writer ([pages, H, W(, 3)])."""
+    from ..io import raster
+
+    writer = getattr(raster, "write_tiff_stack", None)
+    if writer is None:
+        raise ValueError("writing a multi-page TIFF stack needs ratmir.io.raster.write_tiff_stack, which this "
+                         "ratmir.io does not have")
+    return writer
 
 
 # numpy dtypes that torch.from_numpy takes and compares without surprises; others go to float32
