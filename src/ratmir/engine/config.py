@@ -53,7 +53,8 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     lr: float = 2e-4
-    lr_min: float = 1e-6  # cosine annealing to this over train.iterations
+    lr_min: float = 1e-6  # cosine annealing to this over train.iterations (after the warm-up)
+    warmup: int = 0  # iterations of linear warm-up from lr/warmup to lr before the cosine
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float | None = None  # max gradient norm
@@ -250,6 +251,9 @@ def validate(config: ExperimentConfig) -> None:
     need(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
     need(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
     need(config.optim.lr_min >= 0, f"optim.lr_min must be >= 0, got {config.optim.lr_min}")
+    need(0 <= config.optim.warmup < config.train.iterations,
+         f"optim.warmup must be >= 0 and below train.iterations ({config.train.iterations}), got {config.optim.warmup}")
+    need(all(0 <= b < 1 for b in config.optim.betas), f"optim.betas must be in [0, 1), got {list(config.optim.betas)}")
     clip = config.optim.grad_clip
     need(clip is None or clip > 0, f"optim.grad_clip must be > 0 or null, got {clip}")
     need(config.train.dist_timeout_s > 0, f"train.dist_timeout_s must be > 0, got {config.train.dist_timeout_s}")

@@ -10,8 +10,10 @@ and resumed ends with the weights of an uninterrupted run (on CPU).
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -29,15 +31,49 @@ from tqdm import tqdm
 
 from ..data import PairedDataset
 from ..data.layout import image_shape
+from ..errors import RatmirError
 from ..losses import FocalRegionLoss
 from ..models import build_model, save_pretrained
+from ..models.layer_scales import layer_scale_sizes
+from ..models.precision import bf16_is_fast
 from .checkpoint import atomic_save, load_checkpoint
 from .config import ConfigError, ExperimentConfig, _merge, to_dict, validate
-from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from .sampling import ResumableBatchSampler
+from .takeoff import TakeoffMonitor, stall_warning
 from .validation import validate_model
 
 RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "metrics.jsonl", "tensorboard")
+
+
+class TrainingDivergedError(RatmirError):
+    """The training loss became NaN or infinite (exit 1); the weights were not updated with it and
+    the last checkpoint written before it is kept, so the same command resumes from there."""
+
+    exit_code = 1
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, *, iterations: int, lr_min: float,
+                    warmup: int = 0) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing to ``lr_min`` over ``iterations``; with ``warmup`` > 0, a linear warm-up
+    over the first ``warmup`` iterations (from lr/warmup to lr), then the cosine over the rest."""
+    if warmup <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=lr_min)
+    base = optimizer.param_groups[0]["lr"]
+    floor = lr_min / base
+    span = iterations - warmup
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _say(line: str) -> None:
+    """One line on stderr that does not break a progress bar."""
+    tqdm.write(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -159,8 +195,8 @@ class _Trainer:
                                        delta=config.loss.delta, normalize=config.loss.normalize)
         o = config.optim
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.train.iterations,
-                                                                    eta_min=o.lr_min)
+        self.scheduler = build_scheduler(self.optimizer, iterations=config.train.iterations, lr_min=o.lr_min,
+                                         warmup=o.warmup)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.train.ema))
                     if config.train.ema else None)
         self.iteration, self.best = 0, None
@@ -169,6 +205,10 @@ class _Trainer:
         if info.enabled:
             net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
         self.net = torch.compile(net) if config.train.compile else net
+        self.takeoff = TakeoffMonitor(iterations=config.train.iterations)
+        if config.train.amp == "bf16" and info.is_main and not bf16_is_fast(device):
+            _say(f"Warning: train.amp is bf16 but {device} does not compute bf16 natively (no AVX-512 BF16 or AMX): "
+                 "training will be much slower than in fp32; set train.amp: none")
 
     # -- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -229,6 +269,10 @@ class _Trainer:
             with autocast:
                 pred = self.net(lq, regions)
             loss = self.loss_fn(pred.float(), hq, regions)
+            self._check_finite(loss, bar)
+            with torch.no_grad():  # what returning the input would cost on this batch
+                identity = self.loss_fn(lq.float(), hq, regions)
+            self.takeoff.add(loss=loss.item(), identity=identity.item())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.grad_clip:
@@ -245,10 +289,17 @@ class _Trainer:
                 rate = window_its / max(time.perf_counter() - window_start, 1e-9)
                 lr = self.scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{loss.item():.4g}", lr=f"{lr:.2e}", its=f"{rate:.2f}")
-                self._log({"iteration": self.iteration, "loss": loss.item(), "lr": lr, "it_per_s": rate}, writer)
+                scales = {f"scale/{k}": v for k, v in layer_scale_sizes(self.model).items()}
+                self._log({"iteration": self.iteration, "loss": loss.item(), **self.takeoff.log_record(), "lr": lr,
+                           "it_per_s": rate, **scales}, writer)
                 window_start, window_its = time.perf_counter(), 0
             if self.val_set is not None and (self.iteration % t.val_every == 0 or last):
                 self._validate(writer)
+            if self.info.is_main and self.takeoff.stalled(self.iteration):
+                line = stall_warning(iteration=self.iteration, iterations=t.iterations,
+                                     gain=self.takeoff.gain_db(), config=cfg)
+                _say(line)
+                self._log({"iteration": self.iteration, "warning": line}, writer)
             if self.iteration % t.checkpoint_every == 0 or last:
                 if self.info.is_main:
                     atomic_save(self._state(), self.run_dir / "checkpoints" / "last.pt")
@@ -260,6 +311,23 @@ class _Trainer:
         barrier(self.info)
         return TrainResult(run=self.run_dir, iterations=self.iteration, resumed_from=self.resumed_from,
                            best=self.best, seconds=time.perf_counter() - start)
+
+    def _check_finite(self, loss: torch.Tensor, bar: tqdm) -> None:
+        """Stop with :class:`TrainingDivergedError` before a non-finite loss touches the weights
+        (every rank stops together under torchrun)."""
+        bad = float(not bool(torch.isfinite(loss.detach())))
+        if self.info.enabled:
+            bad = all_reduce_sum([bad], self.info, device=self.device)[0]
+        if not bad:
+            return
+        bar.close()
+        last = self.run_dir / "checkpoints" / "last.pt"
+        kept = (f"the last good checkpoint {last} (iteration {int(load_checkpoint(last)['iteration'])}) is kept: "
+                "rerun the same command to resume from it" if last.is_file() else "no checkpoint was written yet")
+        raise TrainingDivergedError(
+            f"the training loss is {loss.item()} at iteration {self.iteration + 1} of {self.cfg.train.iterations}; "
+            f"the weights were not updated with it and {kept} (to avoid it: lower optim.lr, add optim.warmup or "
+            "set optim.grad_clip, with --force or another --out)")
 
     def _validate(self, writer) -> None:
         model = self._eval_model()

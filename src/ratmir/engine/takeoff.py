@@ -1,0 +1,81 @@
+"""Has a training run left its start? Loss against the identity, and one warning when it has not.
+
+A restoration network predicts ``input + residual``; a network that still returns its input
+(the identity) scores exactly the input's PSNR. :class:`TakeoffMonitor` keeps the training loss
+next to the loss the identity would have on the same batch (``loss_fn(lq, hq)``, no model pass)
+and, at a quarter of the run, prints one warning line when the training loss is still within
+0.1 dB of the identity's, above or below (for an L1 loss the PSNR gain is about ``-20 log10(loss / identity)``).
+The ratio and the layer-scale sizes (:func:`ratmir.models.layer_scales.layer_scale_sizes`) go to
+``metrics.jsonl`` and TensorBoard with every log line.
+
+>>> m = TakeoffMonitor(iterations=8, window=2)
+>>> for _ in range(2):
+...     m.add(loss=0.5, identity=1.0)
+>>> round(m.gain_db(), 2)
+6.02
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+STALL_DB = 0.1  # a run within this many dB of the identity at a quarter of its length has not learned
+
+
+def gain_db(loss: float, identity: float) -> float:
+    """-20 log10(loss / identity): the PSNR gain an L1 loss ratio stands for (inf if loss is 0)."""
+    if identity <= 0:
+        return 0.0
+    return math.inf if loss <= 0 else -20.0 * math.log10(loss / identity)
+
+
+class TakeoffMonitor:
+    """Training loss vs the identity's loss on the same batches: a window for the log lines and
+    a check at ``check_at`` (a quarter of ``iterations``) over the last ``window`` iterations."""
+
+    def __init__(self, *, iterations: int, window: int = 50) -> None:
+        self.check_at = max(1, math.ceil(iterations / 4))
+        self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, min(window, self.check_at)))
+        self.log_sums = [0.0, 0.0]
+
+    def add(self, *, loss: float, identity: float) -> None:
+        self.recent.append((loss, identity))
+        self.log_sums[0] += loss
+        self.log_sums[1] += identity
+
+    def gain_db(self) -> float:
+        """Gain over the identity over the last ``window`` iterations."""
+        loss, identity = (sum(v) for v in zip(*self.recent)) if self.recent else (0.0, 0.0)
+        return gain_db(loss, identity)
+
+    def log_record(self) -> dict[str, float]:
+        """Loss over identity loss since the previous call (``loss_vs_identity``), then reset."""
+        loss, identity = self.log_sums
+        self.log_sums = [0.0, 0.0]
+        if identity <= 0:
+            return {}
+        return {"identity_loss": identity, "loss_vs_identity": loss / identity}
+
+    def stalled(self, iteration: int) -> bool:
+        """True once, at ``check_at``, when the recent training loss is within STALL_DB of the
+        identity's (a run far below the identity, e.g. from a random output layer, has moved)."""
+        return iteration == self.check_at and abs(self.gain_db()) < STALL_DB
+
+
+def stall_warning(*, iteration: int, iterations: int, gain: float, config: Any) -> str:
+    """One line naming the likely causes of a run that has not left the identity."""
+    o, options = config.optim, config.model.options
+    causes = []
+    if o.betas[0] < 0.9:
+        causes.append(f"Adam beta1 {o.betas[0]} (optim.betas: [0.9, 0.999] is the short-budget recipe)")
+    if options.get("identity_init"):
+        causes.append("a zero output convolution (model.options.identity_init) with no warm-up "
+                      "(optim.warmup)" if not o.warmup else "a zero output convolution (identity_init)")
+    if o.lr > 5e-4 and not o.warmup:
+        causes.append(f"lr {o.lr:g} without warm-up")
+    causes.append("a budget too short for this lr schedule")
+    return (f"Warning: after {iteration} of {iterations} iterations the training loss is {gain:+.2f} dB over the "
+            f"identity's (within {STALL_DB} dB): the run has not left its start. Likely causes: "
+            f"{'; '.join(causes)}. See docs/decisions.md, 'Short-budget recipe'.")

@@ -1,0 +1,161 @@
+"""Training diagnostics: gain over the identity, layer scales, the stall warning, a non-finite
+loss that stops cleanly and resumes, the bf16 warning, and the warm-up schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ratmir.engine import load_config, train
+from ratmir.engine.takeoff import STALL_DB, TakeoffMonitor, gain_db
+from ratmir.engine.trainer import TrainingDivergedError, build_scheduler
+from ratmir.models import build_model
+from ratmir.models.layer_scales import layer_scale_sizes
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
+
+
+def smoke(root: Path, *extra: str):
+    return load_config(SMOKE, overrides=[f"data.root={root}", *extra])
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_metrics_have_gain_over_identity_and_layer_scales(tiny_dataset, tmp_path) -> None:
+    run = tmp_path / "run"
+    train(smoke(tiny_dataset), out=run, progress=False)
+    records = _records(run)
+    logs = [r for r in records if "loss" in r]
+    assert all(r["identity_loss"] > 0 and r["loss_vs_identity"] > 0 for r in logs)
+    assert {"scale/lambda_ra/middle0", "scale/lambda_wa/middle0", "scale/beta/enc0", "scale/gamma/dec0"} <= set(logs[-1])
+    assert logs[-1]["scale/lambda_ra/middle0"] > 0  # trained: no longer the zero init
+    vals = [r for r in records if "val_psnr" in r]
+    for r in vals:
+        assert r["val_gain_db"] == pytest.approx(r["val_psnr"] - r["val_input_psnr"])
+
+
+def test_identity_run_warns_once_at_a_quarter(tiny_dataset, tmp_path, capsys) -> None:
+    # lr ~0 with a zero output conv: the model stays the identity exactly
+    run = tmp_path / "stuck"
+    train(smoke(tiny_dataset, "optim.lr=1.0e-12", "optim.lr_min=0", "optim.betas=[0.5, 0.999]",
+                "model.options.identity_init=true"), out=run, progress=False)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Warning:")]
+    assert len(lines) == 1, lines
+    assert "after 10 of 40 iterations" in lines[0] and "beta1 0.5" in lines[0] and "identity_init" in lines[0]
+    assert [r["iteration"] for r in _records(run) if "warning" in r] == [10]
+
+
+def test_run_that_moved_does_not_warn(tiny_dataset, tmp_path, capsys) -> None:
+    # a random output conv starts far from the identity: moved, though not yet better
+    train(smoke(tiny_dataset, "optim.lr=1.0e-3", "model.options.identity_init=false"), out=tmp_path / "run",
+          progress=False)
+    assert "Warning:" not in capsys.readouterr().err
+
+
+def test_nan_loss_stops_keeps_last_checkpoint_and_resumes(tiny_dataset, tmp_path, monkeypatch) -> None:
+    from ratmir.engine import trainer
+
+    run = tmp_path / "run"
+    real = trainer.FocalRegionLoss.forward
+    calls = {"n": 0}
+
+    def nan_at_iteration_25(self, pred, target, regions=None):
+        loss = real(self, pred, target, regions)
+        if pred.requires_grad:  # the model's loss, not the identity's
+            calls["n"] += 1
+            if calls["n"] == 25:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(trainer.FocalRegionLoss, "forward", nan_at_iteration_25)
+    with pytest.raises(TrainingDivergedError, match=r"loss is nan at iteration 25 of 40.*iteration 20\) is kept"):
+        train(smoke(tiny_dataset, "train.checkpoint_every=10"), out=run, progress=False)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert last["iteration"] == 20
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    monkeypatch.undo()
+    result = train(smoke(tiny_dataset, "train.checkpoint_every=10"), out=run, progress=False)
+    assert result.resumed_from == 20 and result.iterations == 40
+
+
+def test_nan_loss_is_one_error_line_on_the_command_line(tiny_dataset, tmp_path, monkeypatch, capsys) -> None:
+    from typer.testing import CliRunner
+
+    from ratmir.cli import app
+    from ratmir.engine import trainer
+
+    monkeypatch.setattr(trainer.FocalRegionLoss, "forward", lambda self, pred, target, regions=None:
+                        (pred - target).abs().mean() * float("inf"))
+    result = CliRunner().invoke(app, ["train", str(SMOKE), "--out", str(tmp_path / "run"), "--set",
+                                      f"data.root={tiny_dataset}", "--no-progress"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "no checkpoint was written yet" in errors[0], result.output
+
+
+def test_bf16_without_native_support_warns(tiny_dataset, tmp_path, monkeypatch, capsys) -> None:
+    from ratmir.engine import trainer
+
+    monkeypatch.setattr(trainer, "bf16_is_fast", lambda device: False)
+    train(smoke(tiny_dataset, "train.amp=bf16", "train.iterations=4"), out=tmp_path / "run", progress=False)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "bf16" in line]
+    assert len(lines) == 1 and lines[0].startswith("Warning: train.amp is bf16")
+
+
+def test_monitor_gain_and_check_point() -> None:
+    m = TakeoffMonitor(iterations=40, window=5)
+    assert m.check_at == 10
+    for _ in range(10):
+        m.add(loss=1.0, identity=1.0)
+    assert m.stalled(10) and not m.stalled(9) and not m.stalled(11)
+    worse = TakeoffMonitor(iterations=4)
+    worse.add(loss=2.0, identity=1.0)
+    assert not worse.stalled(1)  # -6 dB: moved away from the identity
+    m.add(loss=0.5, identity=1.0)
+    assert m.log_record()["loss_vs_identity"] == pytest.approx(10.5 / 11)
+    assert m.log_record() == {}  # reset after each log line
+    assert gain_db(10 ** (-STALL_DB / 20), 1.0) == pytest.approx(STALL_DB)
+
+
+def test_layer_scale_sizes_by_stage() -> None:
+    model = build_model("rat", in_channels=1, width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_layers=2,
+                        layers_per_group=1, num_heads=2, identity_init=True)
+    sizes = layer_scale_sizes(model)
+    assert set(sizes) == {"lambda_ra/middle0", "lambda_ra/middle1", "lambda_wa/middle0", "lambda_wa/middle1",
+                          "beta/enc0", "beta/enc1", "beta/dec0", "beta/dec1", "gamma/enc0", "gamma/enc1",
+                          "gamma/dec0", "gamma/dec1", "ending"}
+    assert all(v == 0 for v in sizes.values())
+    with torch.no_grad():
+        model.middle_blks[1].layers[0].lambda_wa.fill_(-0.5)
+    assert layer_scale_sizes(model)["lambda_wa/middle1"] == pytest.approx(0.5)
+    assert layer_scale_sizes(build_model("dncnn", in_channels=1, features=4, depth=3)) == {}
+
+
+def test_warmup_then_cosine() -> None:
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = build_scheduler(opt, iterations=20, lr_min=1e-6, warmup=4)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lrs[4] == pytest.approx(1e-3) and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-6)
+    plain = build_scheduler(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3), iterations=20,
+                            lr_min=1e-6, warmup=0)
+    assert isinstance(plain, torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert math.isfinite(lrs[-1])
+
+
+def test_warmup_must_fit_the_run(tiny_dataset) -> None:
+    from ratmir.engine import ConfigError
+
+    with pytest.raises(ConfigError, match=r"optim.warmup must be >= 0 and below train.iterations \(40\), got 40"):
+        smoke(tiny_dataset, "optim.warmup=40")
