@@ -130,23 +130,3 @@ def test_cli_resume_and_interrupt_exit_codes(real_ct_path, tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "restore: 2 written, 1 already finished, 0 failed" in result.output
 
-
-def test_derived_uids_also_with_a_writer_that_draws_its_own(real_ct_path, tmp_path, monkeypatch) -> None:
-    """An io writer without ``sop_instance_uid``: the derived UID is set on what it wrote."""
-    from ratmir.restore import dicom_output
-
-    inputs = _series(tmp_path / "in", real_ct_path, n=1)
-    model = write_tiny_ct_model(tmp_path / "model.safetensors")
-    assert restore_files(_config(inputs, model, tmp_path / "a")).ok
-    real = dicom_output.write_dicom_like
-
-    def random_uid_writer(source, pixels, path, *, series_uid=None, series_description=None,  # noqa: ANN001, ANN202
-                          derivation=None):
-        return real(source, pixels, path, series_uid=series_uid, series_description=series_description,
-                    derivation=derivation)
-
-    monkeypatch.setattr(dicom_output, "write_dicom_like", random_uid_writer)
-    assert restore_files(_config(inputs, model, tmp_path / "b")).ok
-    a, b = (pydicom.dcmread(tmp_path / name / "IM0.dcm") for name in ("a", "b"))
-    assert a.SOPInstanceUID == b.SOPInstanceUID == b.file_meta.MediaStorageSOPInstanceUID
-    assert a.SeriesInstanceUID == b.SeriesInstanceUID and a.PixelData == b.PixelData

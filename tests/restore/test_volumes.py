@@ -59,10 +59,6 @@ def test_enhanced_multiframe_ct_frame_by_frame(tmp_path, segment_calls) -> None:
 def test_multipage_tiff_stack(tmp_path, segment_calls) -> None:
     import tifffile
 
-    from ratmir.io import raster
-
-    if not hasattr(raster, "write_tiff_stack"):
-        pytest.skip("ratmir.io has no multi-page TIFF writer (write_tiff_stack) yet")
     stack = np.random.default_rng(0).integers(0, 3000, (4, 40, 36), dtype=np.uint16)
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "stack.tif", stack, photometric="minisblack")  # four grey pages

@@ -8,7 +8,6 @@ series per input series, and a resumed run writes the same bytes as an uninterru
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,6 @@ def write_restored_dicom(source: object, pixels: np.ndarray, path: Path, *, sour
                                run_digest=run_digest)
     series_uid = derived_uid(kind="series", source_uid=str(getattr(source, "SeriesInstanceUID", "") or series_key),
                              run_digest=run_digest)
-    texts = {"series_uid": series_uid, "series_description": series_description, "derivation": derivation}
-    if "sop_instance_uid" in inspect.signature(write_dicom_like).parameters:
-        write_dicom_like(source, pixels, path, sop_instance_uid=instance_uid, **texts)
-        return path
-    # the io writer draws a random SOPInstanceUID: set the derived one on what it wrote
-    import pydicom
-
-    write_dicom_like(source, pixels, path, **texts)
-    written = pydicom.dcmread(path)
-    written.SOPInstanceUID = instance_uid
-    written.file_meta.MediaStorageSOPInstanceUID = instance_uid
-    written.save_as(path, enforce_file_format=True)
+    write_dicom_like(source, pixels, path, series_uid=series_uid, sop_instance_uid=instance_uid,
+                     series_description=series_description, derivation=derivation)
     return path

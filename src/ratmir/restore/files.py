@@ -40,7 +40,7 @@ from tqdm import tqdm
 from .. import __version__
 from .._checks import check_choice, check_device, check_positive_int
 from ..errors import RatmirError, UsageError
-from ..io import read_dicom, read_nifti, write_nifti, write_png, write_tiff
+from ..io import read_dicom, read_nifti, write_nifti, write_png, write_tiff, write_tiff_stack
 from ..io.formats import InputFile, find_inputs, read_image, split_name
 from ..models import load_pretrained, read_metadata
 from ..models.precision import PRECISIONS, inference_precision
@@ -241,20 +241,8 @@ class _Restorer:
         image = read_image(item.path)  # alpha dropped; a multi-page TIFF is a volume
         raw = image.pixels
         restored = _to_dtype(self.restore_pixels(item, raw, is_volume=image.is_volume), raw.dtype)
-        writer = write_png if split_name(item.path)[1] == "png" else _tiff_stack_writer() if image.is_volume \
-            else write_tiff
+        writer = write_png if split_name(item.path)[1] == "png" else write_tiff_stack if image.is_volume else write_tiff
         return lambda tmp: writer(tmp, restored)
-
-
-def _tiff_stack_writer() -> Writer:
-    """``ratmir.io``'s multi-page TIFF writer ([pages, H, W(, 3)])."""
-    from ..io import raster
-
-    writer = getattr(raster, "write_tiff_stack", None)
-    if writer is None:
-        raise ValueError("writing a multi-page TIFF stack needs ratmir.io.raster.write_tiff_stack, which this "
-                         "ratmir.io does not have")
-    return writer
 
 
 # numpy dtypes that torch.from_numpy takes and compares without surprises; others go to float32
