@@ -342,7 +342,16 @@ def study_command(
         raise typer.Exit(1)
 
 
-@app.command("restore")
+_RESTORE_HELP = (
+    "Restore images with a trained model; one summary line per file.\n\n"
+    "Exit code 1: some files failed (the others are still written).\n\n"
+    "Exit code 2: a configuration error, found before any file is restored, nothing created (missing inputs, --out "
+    "not writable, channels or modality that do not fit the model, no images, outputs that exist without "
+    "--resume/--overwrite).\n\n"
+    "Exit code 130: interrupted (Ctrl-C); finished outputs are complete, rerun with --resume to continue.")
+
+
+@app.command("restore", help=_RESTORE_HELP)
 def restore_command(
     inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM (also Enhanced multi-frame), "
                                                       "NIfTI, PNG, TIFF (also multi-page stacks), whole slides.")],
@@ -370,14 +379,7 @@ def restore_command(
                                  "CT model), with a warning, instead of refusing.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Restore images with a trained model; one summary line per file.
-
-    Exit code: 1 when any file failed (the others are still written); 2 for a configuration error,
-    found before any file is restored and with nothing created (missing inputs, an --out that is
-    not writable, a model whose channels or modality do not fit the inputs, no images found, or
-    outputs that already exist without --resume/--overwrite); 130 when interrupted (Ctrl-C):
-    finished outputs are complete, and rerunning with --resume continues.
-    """
+    """Restore images with a trained model (help: ``_RESTORE_HELP``)."""
     from .engine.evaluate import resolve_weights
     from .restore import RestoreConfig, restore_files
 
