@@ -38,8 +38,8 @@ def write_spec(folder: Path, data_root: Path, **extra) -> Path:
 
 
 def mtimes(out: Path) -> dict[str, int]:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in (out / "runs").rglob("*")
-            if p.is_file() and p.suffix in (".safetensors", ".pt", ".json", ".csv")}
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for folder in ("runs", "units") for p in
+            (out / folder).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".pt", ".json", ".csv")}
 
 
 @pytest.mark.slow  # ~40 s on 2 busy cores: 7 tiny trainings, 13 evaluations, 4 reports
@@ -62,7 +62,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     assert {(r["method"], r["region_source"]) for r in summary} == {
         ("rat", "dataset"), ("rat", "none"), ("rat", "shuffled"), ("dncnn", "dataset"), ("input (LQ)", "dataset")}
     assert all(r["seeds"] == "2" and r["images"] == "2" for r in summary)
-    scored = {r["name"] for r in csv.DictReader(open(out / "runs" / "rat" / "seed0" / "evaluation" / "none" /
+    scored = {r["name"] for r in csv.DictReader(open(out / "units" / "rat" / "seed0" / "evaluation" / "none" /
                                                        "per_image.csv"))}
     assert scored == {"test00", "test02"}  # evenly spaced through the split
     paired = list(csv.DictReader(open(report / "paired.csv")))
@@ -72,6 +72,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     assert float(row["ci_low"]) <= float(row["mean_diff"]) <= float(row["ci_high"]) and row["resamples"] == "200"
     text = (report / "report.md").read_text()
     assert "| dncnn − rat |" in text and "| rat @ none − rat @ dataset |" in text and "differences.png" in text
+    # every setting each arm trained with, read from its committed unit file
+    assert "| rat | rat {width: 8," in text and "| 0.9, 0.999 |" in text and "4 it., patch 32, batch 2" in text
     assert (report / "differences.png").stat().st_size > 0 and len(list((report / "figures").glob("*.png"))) == 1
 
     # a rerun touches nothing
@@ -82,17 +84,20 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     # a deleted unit is retrained, alone
     import shutil
 
+    shutil.rmtree(out / "units" / "dncnn" / "seed1")
     shutil.rmtree(out / "runs" / "dncnn" / "seed1")
     again = run_study(spec, out=out, progress=False)
     assert again.ran == ["dncnn/seed1"] and again.report is not None
     after = mtimes(out)
-    assert {k: v for k, v in after.items() if not k.startswith("runs/dncnn/seed1")} == \
-        {k: v for k, v in before.items() if not k.startswith("runs/dncnn/seed1")}
+    mine = ("runs/dncnn/seed1", "units/dncnn/seed1")
+    assert {k: v for k, v in after.items() if not k.startswith(mine)} == \
+        {k: v for k, v in before.items() if not k.startswith(mine)}
 
     # an interrupted training resumes from its last checkpoint
     from ratmir.engine import trainer
 
     shutil.rmtree(out / "runs" / "rat" / "seed1")
+    shutil.rmtree(out / "units" / "rat" / "seed1")
     real_save = trainer.atomic_save
 
     def crash_after_2(obj, path):
@@ -108,8 +113,42 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(trainer, "atomic_save", real_save)
     again = run_study(spec, out=out, progress=False)
     assert again.ran == ["rat/seed1"]
-    done = json.loads((out / "runs" / "rat" / "seed1" / "study_train.json").read_text())
+    done = json.loads((out / "units" / "rat" / "seed1" / "study_train.json").read_text())
     assert done["resumed_from"] == 2 and done["iterations"] == 4
+
+
+@pytest.mark.slow  # ~20 s: 4 tiny trainings, 5 evaluations
+def test_fresh_clone_with_committed_units_skips_them(tmp_path) -> None:
+    """Only study.json, units/ and report/ are committed: a clone on a new machine (no runs/, no
+    datasets) skips every finished unit, rewrites the report from the unit files, and trains only
+    the units that are not committed."""
+    import shutil
+
+    from ratmir_testdata import write_tiny_dataset
+
+    data = write_tiny_dataset(tmp_path / "data", test=2)
+    spec = write_spec(tmp_path, data)
+    out = tmp_path / "machine1" / "study"
+    first = run_study(spec, out=out, progress=False)
+    assert first.report is not None and len(first.ran) == 4
+    figures = sorted(p.name for p in (out / "report" / "figures").glob("*.png"))
+    clone = tmp_path / "machine2" / "study"
+    clone.mkdir(parents=True)
+    for kept in ("study.json", "units", "report"):  # what git carries
+        (shutil.copytree if (out / kept).is_dir() else shutil.copy)(out / kept, clone / kept)
+    shutil.rmtree(clone / "units" / "dncnn" / "seed1")  # a unit another machine had not finished
+    again = run_study(spec, out=clone, progress=False)
+    assert again.ran == ["dncnn/seed1"] and len(again.skipped) == 3 and again.report is not None
+    assert not (clone / "runs" / "rat").exists()  # finished units were not retrained
+    text = (clone / "report" / "report.md").read_text()
+    assert "| dncnn − rat |" in text
+    # the first machine's figures are kept: this one has no weights of the finished units to draw them
+    assert sorted(p.name for p in (clone / "report" / "figures").glob("*.png")) == figures
+    old = {r["method"]: r for r in csv.DictReader(open(out / "report" / "summary.csv"))
+           if r["region_source"] == "dataset" and r["convention"] == "ct_full"}
+    new = {r["method"]: r for r in csv.DictReader(open(clone / "report" / "summary.csv"))
+           if r["region_source"] == "dataset" and r["convention"] == "ct_full"}
+    assert new["rat"]["psnr_mean"] == old["rat"]["psnr_mean"]  # read from the committed scores
 
 
 def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:
@@ -164,7 +203,7 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     import numpy as np
 
     from ratmir.engine.evaluate import write_csv
-    from ratmir.engine.study import TRAIN_DONE, evaluation_dir, run_dir
+    from ratmir.engine.study import evaluation_dir, train_record
     from ratmir.engine.study_report import write_study_report
 
     spec_path = tmp_path / "spec.yaml"
@@ -178,8 +217,8 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     base = rng.normal(30, 2, (3, 6))  # seeds x images
     for e in spec.experiments:
         for s in spec.seeds:
-            (run_dir(out, e.name, s)).mkdir(parents=True)
-            (run_dir(out, e.name, s) / TRAIN_DONE).write_text(json.dumps({"seconds": 60.0}))
+            train_record(out, e.name, s).parent.mkdir(parents=True)
+            train_record(out, e.name, s).write_text(json.dumps({"seconds": 60.0}))
             for source in e.region_sources:
                 shift = {"a": 0.0, "b": 1.0}[e.name] - (0.5 if source.name == "none" else 0.0)
                 rows = [{"name": f"im{i}", "method": m, "convention": "ct_full",

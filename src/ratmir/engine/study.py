@@ -4,15 +4,17 @@ report with paired statistics (:mod:`ratmir.engine.study_report`).
 OUT holds::
 
     study.json                            the spec's path and fingerprint (a rerun must match)
-    datasets/<name>/                      datasets the spec prepares or derives
-    runs/<experiment>/seed<k>/            a RUN folder (``ratmir train``) per unit
-    runs/<experiment>/seed<k>/study_train.json     written when its training finished
-    runs/<experiment>/seed<k>/evaluation/<source>/ ``ratmir evaluate`` output per region source
+    datasets/<name>/                      datasets the spec prepares or derives (not committed)
+    runs/<experiment>/seed<k>/            a RUN folder (``ratmir train``) per unit: weights (not committed)
+    units/<experiment>/seed<k>/study_train.json     written when its training finished: every setting
+    units/<experiment>/seed<k>/evaluation/<source>/ ``ratmir evaluate`` output per region source
     report/                               report.md, summary.csv, paired.csv, differences.png, figures/
 
-Rerunning the same command continues: finished units are skipped (their files are not
-touched), an interrupted training resumes from its last checkpoint, a missing evaluation is
-redone. A unit that raises is listed in ``failed`` (traceback in RUN/study_error.txt) and the
+``study.json``, ``units/`` and ``report/`` are small and meant to be committed
+(:mod:`ratmir.engine.study_layout`). Rerunning the same command continues: finished units are
+skipped (their files are not touched), also on a new machine that has only the committed
+files; an interrupted training resumes from its last checkpoint, a missing evaluation is
+redone (training again first if the weights are not on this machine). A unit that raises is listed in ``failed`` (traceback in RUN/study_error.txt) and the
 others go on. Units can be split over processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N``
 runs N local processes; under ``torchrun`` each rank takes a shard and trains alone on its own
 device. The report is written by whichever process finds every unit finished.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from .._files import atomic_path
 from .config import ConfigError, load_config, to_dict
-from .study_layout import TRAIN_DONE, evaluation_dir, run_dir
+from .study_layout import TRAIN_DONE, evaluation_dir, run_dir, train_record, unit_dir  # noqa: F401 - public here too
 from .study_report import write_study_report
 from .study_spec import DatasetSpec, ExperimentSpec, StudySpec, load_study
 
@@ -145,8 +147,8 @@ def _unit_name(experiment: ExperimentSpec, seed: int) -> str:
 
 
 def unit_finished(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int) -> bool:
-    run = run_dir(out, experiment.name, seed)
-    return (run / TRAIN_DONE).is_file() and all(
+    """Whether the unit's committed files (``units/``) are complete; its weights need not be here."""
+    return train_record(out, experiment.name, seed).is_file() and all(
         (evaluation_dir(out, experiment.name, seed, s.name) / "summary.json").is_file()
         for s in experiment.region_sources)
 
@@ -161,10 +163,12 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
         return False
     run = run_dir(out, experiment.name, seed)
     config = load_config(experiment.config, overrides=spec.overrides(experiment, seed))
-    done = run / TRAIN_DONE
-    if not (done.is_file() and json.loads(done.read_text()).get("config") == to_dict(config)):
+    done = train_record(out, experiment.name, seed)
+    trained = done.is_file() and json.loads(done.read_text()).get("config") == to_dict(config)
+    if not (trained and (run / "model.safetensors").is_file()):  # weights gone (a new machine): train again
         with _single_process():
             result = train(config, out=run, progress=progress)
+        done.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(done) as tmp:
             tmp.write_text(json.dumps({"seconds": result.seconds, "iterations": result.iterations,
                                        "resumed_from": result.resumed_from, "best": result.best,
@@ -219,7 +223,8 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
     out.mkdir(parents=True, exist_ok=True)
     _check_study_folder(spec, out)
-    ensure_datasets(spec, progress=progress)
+    if any(not unit_finished(spec, out, e, s) for i, (e, s) in enumerate(spec.units()) if i % count == index):
+        ensure_datasets(spec, progress=progress)  # a clone with every unit committed needs none
     result = StudyResult(out=out)
     if jobs > 1:
         for done in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):

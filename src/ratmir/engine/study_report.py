@@ -19,7 +19,7 @@ import numpy as np
 from .evaluate import write_csv
 from .region_sources import STORED
 from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
-from .study_layout import TRAIN_DONE, evaluation_dir, run_dir
+from .study_layout import evaluation_dir, run_dir, train_record
 from .study_spec import StudySpec
 
 INPUT = "input (LQ)"
@@ -163,17 +163,39 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
                   *_paired_table(sources)]
     _plot_differences(folder / "differences.png", methods, sources, conv=conv)
     lines += ["", "![differences](differences.png)", ""]
+    lines += ["## Settings per arm (seed " + str(spec.seeds[0]) + ", from units/)", "", *_settings_table(spec, out), ""]
     figures = _example_figures(spec, out, folder / "figures", images=images[: spec.figures], device=device)
+    if spec.figures and not figures:
+        lines += ["Figures need the trained weights (runs/, not committed) and the datasets: rerun the study "
+                  "command where they are.", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures]
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
+def _settings_table(spec: StudySpec, out: Path) -> list[str]:
+    """Every optimiser, init, loss, data and budget setting each arm trained with (its resolved config)."""
+    rows = []
+    for e in spec.experiments:
+        config = json.loads(train_record(out, e.name, spec.seeds[0]).read_text()).get("config")
+        if not config:
+            continue
+        m, o, lo, d, t = (config[k] for k in ("model", "optim", "loss", "data", "train"))
+        options = ", ".join(f"{k}: {v}" for k, v in m["options"].items())
+        loss = lo["name"] + (f" γ {lo['gamma']:g}" if lo["name"] == "focal_region" else "")
+        rows.append([e.name, f"{m['name']} {{{options}}}", f"{o['lr']:g} → {o['lr_min']:g} cosine, warm-up "
+                     f"{o.get('warmup', 0)}", f"{o['betas'][0]:g}, {o['betas'][1]:g}", f"{o['weight_decay']:g}",
+                     str(o["grad_clip"]), loss, f"{t['iterations']} it., patch {d['patch_size']}, batch "
+                     f"{d['batch_size']}", f"{t['ema']}, {t['amp']}"])
+    return markdown_table(["arm", "model {options}", "lr", "Adam betas", "weight decay", "grad clip", "loss",
+                           "budget", "EMA, amp"], rows) if rows else []
+
+
 def _compute_seconds(spec: StudySpec, out: Path) -> float:
     total = 0.0
     for e, seed in spec.units():
-        total += json.loads((run_dir(out, e.name, seed) / TRAIN_DONE).read_text())["seconds"]
+        total += json.loads(train_record(out, e.name, seed).read_text())["seconds"]
         for s in e.region_sources:
             total += json.loads((evaluation_dir(out, e.name, seed, s.name) / "summary.json").read_text()).get(
                 "seconds", 0.0)
@@ -220,7 +242,11 @@ def _example_figures(spec: StudySpec, out: Path, folder: Path, *, images: list[s
         return []
     seed = spec.seeds[0]
     runs = {e.name: run_dir(out, e.name, seed) for e in spec.experiments}
-    roots = {name: json.loads((run / TRAIN_DONE).read_text())["config"]["data"]["root"] for name, run in runs.items()}
+    roots = {e.name: json.loads(train_record(out, e.name, seed).read_text())["config"]["data"]["root"]
+             for e in spec.experiments}
+    if not all((run / "model.safetensors").is_file() for run in runs.values()) or not all(
+            Path(root).is_dir() for root in roots.values()):
+        return sorted(folder.glob("*.png"))  # weights or data not on this machine: the figures made before
     sets = {name: PairedDataset(root, spec.split) for name, root in roots.items()}
     models = {name: load_pretrained(run / "model.safetensors", map_location=device).eval()
               for name, run in runs.items()}
