@@ -181,3 +181,15 @@ def test_enhanced_mr_without_functional_groups(tmp_path) -> None:
     pvt = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
     assert pvt.RescaleType == "US"
     np.testing.assert_allclose(read_dicom(out).pixels, src.pixels / 3, atol=float(pvt.RescaleSlope) / 2 + 1e-5)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "eCT_Supplemental.dcm"])
+def test_large_intercept_is_written_exactly(tmp_path, name) -> None:
+    """A 7-digit intercept (PET activities) must not be rounded to 6 significant digits."""
+    src = read_dicom(shipped(name))
+    values = src.pixels * 10 + 1234567.0
+    out = write_dicom_like(src.dataset, values, tmp_path / "o.dcm")
+    ds = pydicom.dcmread(out)
+    rescale = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0] if src.is_volume else ds
+    assert float(rescale.RescaleIntercept) == np.floor(values.min()) and len(str(rescale.RescaleIntercept)) <= 16
+    assert np.abs(read_dicom(out).pixels - values).max() <= float(rescale.RescaleSlope) / 2 + 0.07  # float32 at 1e6

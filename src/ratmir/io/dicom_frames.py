@@ -69,6 +69,16 @@ def frame_rescale(ds: object) -> tuple[np.ndarray, np.ndarray, str | None] | Non
     return slopes, intercepts, kind
 
 
+def ds_number(value: float) -> str:
+    """``value`` as a Decimal String (at most 16 characters) that reads back as the same number:
+    integers below 1e15 exactly (a ``.6g`` intercept of 1234567 would read back as 1234570), other
+    values with as many significant digits as fit."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return next(text for digits in range(15, 0, -1) if len(text := f"{value:.{digits}g}") <= 16)
+
+
 def set_frame_rescale(ds: object, *, slope: float, intercept: float, rescale_type: str) -> None:
     """Write one rescale for every frame where the source kept it: in each per-frame item when
     the source had per-frame Pixel Value Transformation items, else in the shared item (made if
@@ -76,7 +86,7 @@ def set_frame_rescale(ds: object, *, slope: float, intercept: float, rescale_typ
     from pydicom import Dataset, Sequence
 
     item = Dataset()
-    item.RescaleIntercept, item.RescaleSlope = f"{intercept:.6g}", f"{slope:.6g}"
+    item.RescaleIntercept, item.RescaleSlope = ds_number(intercept), ds_number(slope)
     item.RescaleType = rescale_type
     per_frame = _per_frame(ds)
     if any("PixelValueTransformationSequence" in f for f in per_frame):

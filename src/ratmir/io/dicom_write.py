@@ -18,7 +18,7 @@ import numpy as np
 
 from .._files import atomic_path
 from .dicom_frames import (
-    frame_rescale, group_items, is_enhanced, number_of_frames, set_frame_rescale, set_shared_group,
+    ds_number, frame_rescale, group_items, is_enhanced, number_of_frames, set_frame_rescale, set_shared_group,
 )
 
 # Codes of DICOM CID 7203 "Image Derivation" (extensible) for ``derivation_code``
@@ -183,7 +183,7 @@ def _set_grey_pixels(ds: object, source: object, pixels: np.ndarray) -> None:
     if is_enhanced(source):
         set_frame_rescale(ds, slope=slope, intercept=intercept, rescale_type=kind)
     else:
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = f"{intercept:.6g}", f"{slope:.6g}", kind
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = ds_number(intercept), ds_number(slope), kind
     _rewrite_real_world_maps(ds, _source_rescale(source), (slope, intercept))
     for item in [ds, *group_items(ds)]:  # supplemental palettes are gone: grey presentation
         if str(item.get("PixelPresentation", "")) in ("COLOR", "MIXED"):
