@@ -193,3 +193,15 @@ def test_large_intercept_is_written_exactly(tmp_path, name) -> None:
     rescale = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0] if src.is_volume else ds
     assert float(rescale.RescaleIntercept) == np.floor(values.min()) and len(str(rescale.RescaleIntercept)) <= 16
     assert np.abs(read_dicom(out).pixels - values).max() <= float(rescale.RescaleSlope) / 2 + 0.07  # float32 at 1e6
+
+
+def test_monochrome1_keeps_its_display(tmp_path) -> None:
+    """MONOCHROME1 (low values white, e.g. CR) stays MONOCHROME1: MONOCHROME2 would invert the image."""
+    path = shipped("RG3_UNCI.dcm")
+    src = read_dicom(path)
+    assert src.dataset.PhotometricInterpretation == "MONOCHROME1"
+    out = write_dicom_like(src.dataset, src.pixels, tmp_path / "o.dcm")
+    ds = pydicom.dcmread(out)
+    assert ds.PhotometricInterpretation == "MONOCHROME1"
+    np.testing.assert_allclose(read_dicom(out).pixels, src.pixels, atol=float(ds.RescaleSlope) / 2 + 1e-4)
+    assert_no_new_errors(path, out)

@@ -179,6 +179,8 @@ def _set_grey_pixels(ds: object, source: object, pixels: np.ndarray) -> None:
     intercept = float(np.floor(pixels.min()))
     slope = rescale_slope(float(pixels.max()) - intercept)
     _set_pixel_module(ds, np.round((pixels - intercept) / slope), samples=1, bits=16)
+    if str(getattr(source, "PhotometricInterpretation", "")) == "MONOCHROME1":  # same values, same display
+        ds.PhotometricInterpretation = "MONOCHROME1"
     kind = _rescale_type(source)
     if is_enhanced(source):
         set_frame_rescale(ds, slope=slope, intercept=intercept, rescale_type=kind)
