@@ -53,6 +53,18 @@ def test_dicom_series_in_series_out(ct_model, real_ct_path, tmp_path) -> None:
     assert 0 < np.abs(diff).mean() < 500 and float(outs[0].dataset.RescaleSlope) > 0
 
 
+def test_long_series_description_keeps_the_ratmir_marker(ct_model, real_ct_path, tmp_path) -> None:
+    src = read_dicom(real_ct_path)
+    ds = src.dataset.copy()
+    ds.SeriesDescription = "x" * 64  # LO at its 64-character limit
+    write_dicom_like(ds, src.pixels, tmp_path / "in" / "IM0.dcm", series_description="x" * 64)
+    report = restore_files(RestoreConfig(inputs=(tmp_path / "in",), model=ct_model, out=tmp_path / "out",
+                                         progress=False, regions="grid"))
+    assert report.ok, report.failures
+    description = pydicom.dcmread(tmp_path / "out" / "IM0.dcm").SeriesDescription
+    assert len(description) <= 64 and description.endswith(" [ratmir DNCNN]") and description.startswith("xxx")
+
+
 def test_nifti_geometry_and_png_bit_depth(ct_model, tmp_path) -> None:
     affine = np.diag([0.7, 0.7, 2.0, 1.0])
     affine[:3, 3] = [-90, 20, 5]

@@ -229,7 +229,7 @@ class _Restorer:
         source_series = str(getattr(ds, "SeriesInstanceUID", "") or item.path.parent.name)
         return lambda tmp: write_restored_dicom(
             ds, restored, tmp, source_key=item.stem, series_key=source_series, run_digest=self.identity.digest,
-            series_description=f"{getattr(ds, 'SeriesDescription', '')} [ratmir {model}]".strip(),
+            series_description=_series_description(str(getattr(ds, "SeriesDescription", "") or ""), model=model),
             derivation=f"Restored by ratmir {model} ({self.task}) from series {source_series}")
 
     def _nifti(self, item: InputFile) -> Writer:
@@ -243,6 +243,13 @@ class _Restorer:
         restored = _to_dtype(self.restore_pixels(item, raw, is_volume=image.is_volume), raw.dtype)
         writer = write_png if split_name(item.path)[1] == "png" else write_tiff_stack if image.is_volume else write_tiff
         return lambda tmp: writer(tmp, restored)
+
+
+def _series_description(source: str, *, model: str) -> str:
+    """The source's SeriesDescription with `` [ratmir MODEL]`` appended, the source's part cut so
+    that the whole fits the 64 characters of LO (the marker must survive the cut)."""
+    marker = f"[ratmir {model}]"[:64]
+    return f"{source[:63 - len(marker)].rstrip()} {marker}".strip()
 
 
 # numpy dtypes that torch.from_numpy takes and compares without surprises; others go to float32
