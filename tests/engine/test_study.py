@@ -74,6 +74,11 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     assert "| dncnn − rat |" in text and "| rat @ none − rat @ dataset |" in text and "differences.png" in text
     # every setting each arm trained with, read from its committed unit file
     assert "| rat | rat {width: 8," in text and "| 0.9, 0.999 |" in text and "4 it., patch 32, batch 2" in text
+    # the layer scales each RAT left training with (dncnn has none: no row)
+    scales = text.split("## Layer scales after training")[1]
+    assert "| rat | 0.0" in scales and "| dncnn |" not in scales
+    record = json.loads((out / "units" / "rat" / "seed0" / "study_train.json").read_text())
+    assert record["layer_scales"]["lambda_ra/middle0"] > 0
     assert (report / "differences.png").stat().st_size > 0 and len(list((report / "figures").glob("*.png"))) == 1
 
     # a rerun touches nothing

@@ -168,11 +168,15 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
     if not (trained and (run / "model.safetensors").is_file()):  # weights gone (a new machine): train again
         with _single_process():
             result = train(config, out=run, progress=progress)
+        from ..models import load_pretrained
+        from ..models.layer_scales import layer_scale_sizes
+
+        scales = layer_scale_sizes(load_pretrained(run / "model.safetensors"))  # does it use R-MSA (λ_ra)?
         done.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(done) as tmp:
             tmp.write_text(json.dumps({"seconds": result.seconds, "iterations": result.iterations,
                                        "resumed_from": result.resumed_from, "best": result.best,
-                                       "config": to_dict(config)}, indent=1))
+                                       "layer_scales": scales, "config": to_dict(config)}, indent=1))
     for source in experiment.region_sources:
         target = evaluation_dir(out, experiment.name, seed, source.name)
         if (target / "summary.json").is_file():

@@ -164,6 +164,11 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
     _plot_differences(folder / "differences.png", methods, sources, conv=conv)
     lines += ["", "![differences](differences.png)", ""]
     lines += ["## Settings per arm (seed " + str(spec.seeds[0]) + ", from units/)", "", *_settings_table(spec, out), ""]
+    scales = _scales_table(spec, out)
+    if scales:
+        lines += ["## Layer scales after training", "", "Mean |value| per kind, averaged over stages, mean ± std over "
+                  "seeds: λ_ra scales the first attention of each RAT layer (R-MSA, or W-MSA/MSA in the ablations), "
+                  "λ_wa the W-MSA; β, γ the NAFBlocks. All start at 0.", "", *scales, ""]
     figures = _example_figures(spec, out, folder / "figures", images=images[: spec.figures], device=device)
     if spec.figures and not figures:
         lines += ["Figures need the trained weights (runs/, not committed) and the datasets: rerun the study "
@@ -190,6 +195,21 @@ def _settings_table(spec: StudySpec, out: Path) -> list[str]:
                      f"{d['batch_size']}", f"{t['ema']}, {t['amp']}"])
     return markdown_table(["arm", "model {options}", "lr", "Adam betas", "weight decay", "grad clip", "loss",
                            "budget", "EMA, amp"], rows) if rows else []
+
+
+def _scales_table(spec: StudySpec, out: Path) -> list[str]:
+    kinds = ("lambda_ra", "lambda_wa", "beta", "gamma")
+    rows = []
+    for e in spec.experiments:
+        per_seed = [json.loads(train_record(out, e.name, s).read_text()).get("layer_scales") or {} for s in spec.seeds]
+        cells = []
+        for kind in kinds:
+            values = [float(np.mean([v for k, v in scales.items() if k.startswith(kind + "/")]))
+                      for scales in per_seed if any(k.startswith(kind + "/") for k in scales)]
+            cells.append(format_mean_std(float(np.mean(values)), float(np.std(values)), digits=4) if values else "–")
+        if any(c != "–" for c in cells):
+            rows.append([e.name, *cells])
+    return markdown_table(["arm", "λ_ra", "λ_wa", "β", "γ"], rows) if rows else []
 
 
 def _compute_seconds(spec: StudySpec, out: Path) -> float:
