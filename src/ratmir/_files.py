@@ -55,8 +55,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
+    try:  # from here on, an exception or Ctrl-C removes the temporary file
+        os.close(fd)
         yield Path(tmp)
         # after the writer: some replace tmp with a private file of their own (safetensors 0.8
         # writes 0o600 through its own temporary file), so the mode is set on what they left

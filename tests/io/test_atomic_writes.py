@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
+from ratmir._files import file_mode
 from ratmir.io import read_dicom, write_dicom_like, write_nifti, write_png, write_tiff, write_tiff_stack
 
 
@@ -57,4 +58,4 @@ def test_complete_write_has_the_final_name_only(tmp_path, case) -> None:
     name, _, write = CASES[case]
     path = write(tmp_path / name)
     assert path == tmp_path / name and [p.name for p in tmp_path.iterdir()] == [name]
-    assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # the user's usual mode, not mkstemp's
+    assert oct(path.stat().st_mode & 0o777) == oct(file_mode())  # the user's usual mode, not mkstemp's 0o600
