@@ -120,3 +120,13 @@ def test_unreadable_headers_fail_on_their_own_turn(model, pngs, tmp_path) -> Non
     (pngs / "broken.png").write_bytes(b"not a png")
     result = _restore(pngs, "--model", model, "--out", tmp_path / "out")
     assert result.exit_code == 1 and "1 written, 1 failed" in result.output and "broken.png" in result.output
+
+
+def test_slide_with_a_label_map_folder_is_refused_up_front(model, tmp_path, no_work) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "case.svs").write_bytes(b"II*\0" + b"\0" * 64)  # never opened: refused by its suffix
+    (tmp_path / "maps").mkdir()
+    result = CliRunner().invoke(app, ["restore", str(tmp_path / "in"), "--model", str(model), "--out",
+                                      str(tmp_path / "out"), "--regions", str(tmp_path / "maps"), "--no-progress"])
+    _refused(result, "1 whole slide(s) need a region backend (--regions NAME)", "maps", "case.svs")
+    assert not (tmp_path / "out").exists() and no_work == []

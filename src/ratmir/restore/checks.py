@@ -2,8 +2,9 @@
 
 Each raises :class:`~ratmir.errors.UsageError` (exit 2, one line) and creates nothing: the
 inputs exist, ``--out`` is a writable folder outside the inputs, the model's channel count
-matches every input (read from headers, not pixels), and every DICOM input's Modality is one
-the model's task restores (NIfTI, PNG and TIFF carry no modality and are allowed).
+matches every input (read from headers, not pixels), whole slides have a region backend, and
+every DICOM input's Modality is one the model's task restores (NIfTI, PNG and TIFF carry no
+modality and are allowed).
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def read_header(item: InputFile) -> InputHeader:
 
 def _examples(items: Sequence[InputFile]) -> str:
     return ", ".join(str(i.path) for i in items[:2]) + (" ..." if len(items) > 2 else "")
+
+
+def check_slide_regions(items: Sequence[InputFile], *, label_dir: Path | None) -> None:
+    """Whole slides get their region maps from a backend, never from a label-map folder."""
+    slides = [item for item in items if split_name(item.path)[1] == "slide"]
+    if slides and label_dir is not None:
+        raise UsageError(f"{len(slides)} whole slide(s) need a region backend (--regions NAME), got the label-map "
+                         f"folder {label_dir}: {_examples(slides)}")
 
 
 def check_channels(headers: dict[InputFile, InputHeader], *, expected: int) -> None:

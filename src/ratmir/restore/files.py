@@ -49,7 +49,9 @@ from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
 from ..tasks import get_task
 from ..tasks.base import Normalisation
-from .checks import check_channels, check_inputs_exist, check_modality, check_output_folder, read_header
+from .checks import (
+    check_channels, check_inputs_exist, check_modality, check_output_folder, check_slide_regions, read_header,
+)
 from .dicom_output import write_restored_dicom
 from .manifest import Manifest, RunIdentity, file_sha256, split_finished
 from .output import output_file, output_path
@@ -277,6 +279,7 @@ def _prepare(config: RestoreConfig, report: RestoreReport, *,
     report.failures.extend(message for _, message in errors)
     report.total = len(items)
     restorer = _Restorer(config)
+    check_slide_regions(items, label_dir=restorer.label_dir)
     headers = {item: read_header(item) for item in items}
     check_channels(headers, expected=restorer.model.in_channels)
     for line in check_modality(headers, task=restorer.task, force=config.force_modality):
