@@ -156,12 +156,15 @@ def test_enhanced_per_frame_rescale(tmp_path) -> None:
     raw = pydicom.dcmread(shipped("eCT_Supplemental.dcm"))
     shared = raw.SharedFunctionalGroupsSequence[0]
     pvt = shared.PixelValueTransformationSequence
-    del shared.PixelValueTransformationSequence
     for frame, intercept in zip(raw.PerFrameFunctionalGroupsSequence, ("-1024", "-1000"), strict=True):
         frame.PixelValueTransformationSequence = pydicom.Sequence([copy.deepcopy(pvt[0])])
         frame.PixelValueTransformationSequence[0].RescaleIntercept = intercept
+    raw.save_as(tmp_path / "both.dcm")  # also left in the shared item (invalid): the per-frame items win
+    del shared.PixelValueTransformationSequence
     raw.save_as(tmp_path / "per_frame.dcm")
-    src = read_dicom(tmp_path / "per_frame.dcm")
+    both, per_frame = read_dicom(tmp_path / "both.dcm"), read_dicom(tmp_path / "per_frame.dcm")
+    np.testing.assert_array_equal(both.pixels, per_frame.pixels)
+    src = read_dicom(tmp_path / "both.dcm")
     stored = raw.pixel_array
     np.testing.assert_array_equal(src.pixels[0], stored[0] - 1024.0)
     np.testing.assert_array_equal(src.pixels[1], stored[1] - 1000.0)

@@ -92,6 +92,9 @@ def set_frame_rescale(ds: object, *, slope: float, intercept: float, rescale_typ
     if any("PixelValueTransformationSequence" in f for f in per_frame):
         for frame in per_frame:
             frame.PixelValueTransformationSequence = Sequence([_copy(item)])
+        shared = _shared(ds)
+        if shared is not None and "PixelValueTransformationSequence" in shared:  # one place only
+            del shared.PixelValueTransformationSequence
         return
     shared_item(ds).PixelValueTransformationSequence = Sequence([item])
 
