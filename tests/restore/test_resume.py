@@ -109,11 +109,15 @@ def test_resume_refuses_outputs_it_did_not_make(real_ct_path, tmp_path, monkeypa
     report = restore_files(_config(inputs, model, out, resume=True, overwrite=True))
     assert report.ok and counter.calls == ["IM0.dcm", "IM1.dcm"]
     assert _files(out) == before
-    # an input that changed is restored again
+    # an input that changed since: its output no longer counts as finished (refused without --overwrite,
+    # restored alone with it)
     (inputs / "IM1.dcm").write_bytes((inputs / "IM1.dcm").read_bytes())
     (inputs / "IM1.dcm").touch()
-    with pytest.raises(OutputExistsError, match="IM1.dcm"):
+    with pytest.raises(OutputExistsError, match=r"1 output file\(s\) exist .*IM1.dcm"):
         restore_files(_config(inputs, model, out, resume=True))
+    counter = _Counter(monkeypatch)
+    report = restore_files(_config(inputs, model, out, resume=True, overwrite=True))
+    assert report.ok and counter.calls == ["IM1.dcm"] and [p.name for p in report.skipped] == ["IM0.dcm"]
 
 
 def test_cli_resume_and_interrupt_exit_codes(real_ct_path, tmp_path, monkeypatch) -> None:
