@@ -221,7 +221,7 @@ def _rewrite_real_world_maps(ds: object, old: tuple[float, float] | None, new: t
     new stored values; LUT-based items, or any item when the old map is not linear, are removed."""
     from pydicom import Sequence
 
-    for holder in [ds, *(item for item in [ds.get("SharedFunctionalGroupsSequence", [None])[0],
+    for holder in [ds, *(item for item in [(ds.get("SharedFunctionalGroupsSequence") or [None])[0],
                                            *ds.get("PerFrameFunctionalGroupsSequence", [])] if item is not None)]:
         maps = holder.get("RealWorldValueMappingSequence")
         if not maps:
