@@ -122,11 +122,12 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     assert done["resumed_from"] == 2 and done["iterations"] == 4
 
 
-@pytest.mark.slow  # ~20 s: 4 tiny trainings, 5 evaluations
+@pytest.mark.slow  # ~30 s: 6 tiny trainings, 9 evaluations
 def test_fresh_clone_with_committed_units_skips_them(tmp_path) -> None:
-    """Only study.json, units/ and report/ are committed: a clone on a new machine (no runs/, no
-    datasets) skips every finished unit, rewrites the report from the unit files, and trains only
-    the units that are not committed."""
+    """Only study.json, units/ and report/ are committed: a clone on a new machine (no runs/)
+    skips every finished unit, rewrites the report from the unit files, and trains only the
+    units that are not committed (all of a half-evaluated unit's sources are scored again, from
+    the weights trained here); with every unit committed it needs neither weights nor datasets."""
     import shutil
 
     from ratmir_testdata import write_tiny_dataset
@@ -142,9 +143,13 @@ def test_fresh_clone_with_committed_units_skips_them(tmp_path) -> None:
     for kept in ("study.json", "units", "report"):  # what git carries
         (shutil.copytree if (out / kept).is_dir() else shutil.copy)(out / kept, clone / kept)
     shutil.rmtree(clone / "units" / "dncnn" / "seed1")  # a unit another machine had not finished
+    shutil.rmtree(clone / "units" / "rat" / "seed1" / "evaluation" / "none")  # one evaluated only in part
+    scored = clone / "units" / "rat" / "seed1" / "evaluation" / "dataset" / "summary.json"
+    scored.write_text(json.dumps({**json.loads(scored.read_text()), "stale": True}))
     again = run_study(spec, out=clone, progress=False)
-    assert again.ran == ["dncnn/seed1"] and len(again.skipped) == 3 and again.report is not None
-    assert not (clone / "runs" / "rat").exists()  # finished units were not retrained
+    assert sorted(again.ran) == ["dncnn/seed1", "rat/seed1"] and len(again.skipped) == 2 and again.report
+    assert not (clone / "runs" / "rat" / "seed0").exists()  # finished units were not retrained
+    assert "stale" not in json.loads(scored.read_text())  # scored again, from the weights trained here
     text = (clone / "report" / "report.md").read_text()
     assert "| dncnn − rat |" in text
     # the first machine's figures are kept: this one has no weights of the finished units to draw them
@@ -153,7 +158,18 @@ def test_fresh_clone_with_committed_units_skips_them(tmp_path) -> None:
            if r["region_source"] == "dataset" and r["convention"] == "ct_full"}
     new = {r["method"]: r for r in csv.DictReader(open(clone / "report" / "summary.csv"))
            if r["region_source"] == "dataset" and r["convention"] == "ct_full"}
-    assert new["rat"]["psnr_mean"] == old["rat"]["psnr_mean"]  # read from the committed scores
+    assert new["rat"]["psnr_mean"] == old["rat"]["psnr_mean"]  # deterministic CPU training, same scores
+
+    # every unit committed: a third machine rewrites the report without weights or datasets
+    third = tmp_path / "machine3" / "study"
+    third.mkdir(parents=True)
+    for kept in ("study.json", "units", "report"):
+        (shutil.copytree if (clone / kept).is_dir() else shutil.copy)(clone / kept, third / kept)
+    (third / "report" / "report.md").unlink()
+    data.rename(tmp_path / "elsewhere")
+    last = run_study(spec, out=third, progress=False)
+    assert last.ran == [] and len(last.skipped) == 4 and last.report is not None
+    assert not (third / "runs").exists() and "| dncnn − rat |" in last.report.read_text()
 
 
 def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:

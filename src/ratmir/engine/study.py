@@ -14,10 +14,12 @@ OUT holds::
 (:mod:`ratmir.engine.study_layout`). Rerunning the same command continues: finished units are
 skipped (their files are not touched), also on a new machine that has only the committed
 files; an interrupted training resumes from its last checkpoint, a missing evaluation is
-redone (training again first if the weights are not on this machine). A unit that raises is listed in ``failed`` (traceback in RUN/study_error.txt) and the
-others go on. Units can be split over processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N``
-runs N local processes; under ``torchrun`` each rank takes a shard and trains alone on its own
-device. The report is written by whichever process finds every unit finished.
+redone. An unfinished unit whose weights are not on this machine is trained again and all its
+evaluations redone (so they score the same weights). A unit that raises is listed in
+``failed`` (traceback in RUN/study_error.txt) and the others go on. Units can be split over
+processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N`` runs N local processes; under
+``torchrun`` each rank takes a shard and trains alone on its own device. The report is written
+by whichever process finds every unit finished.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -166,6 +169,11 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
     done = train_record(out, experiment.name, seed)
     trained = done.is_file() and json.loads(done.read_text()).get("config") == to_dict(config)
     if not (trained and (run / "model.safetensors").is_file()):  # weights gone (a new machine): train again
+        # evaluations already in units/ scored other weights (another machine's, another config's):
+        # every source is scored again from the weights trained now, and the old record goes first,
+        # so an interrupted training never leaves a record next to evaluations it did not make
+        shutil.rmtree(unit_dir(out, experiment.name, seed) / "evaluation", ignore_errors=True)
+        done.unlink(missing_ok=True)
         with _single_process():
             result = train(config, out=run, progress=progress)
         from ..models import load_pretrained
