@@ -207,7 +207,9 @@ class _Trainer:
         self.net = torch.compile(net) if config.train.compile else net
         self.takeoff = TakeoffMonitor(iterations=config.train.iterations)
         if config.train.amp == "bf16" and info.is_main and not bf16_is_fast(device):
-            _say(f"Warning: train.amp is bf16 but {device} does not compute bf16 natively (no AVX-512 BF16 or AMX): "
+            lacks = {"cpu": "no AVX-512 BF16 or AMX", "cuda": "compute capability below 8.0"}.get(device.type,
+                                                                                               "no native bf16")
+            _say(f"Warning: train.amp is bf16 but {device} does not compute bf16 natively ({lacks}): "
                  "training will be much slower than in fp32; set train.amp: none")
 
     # -- state -------------------------------------------------------------------------------
@@ -269,7 +271,7 @@ class _Trainer:
             with autocast:
                 pred = self.net(lq, regions)
             loss = self.loss_fn(pred.float(), hq, regions)
-            self._check_finite(loss, bar)
+            self._check_finite(loss, bar, writer)
             with torch.no_grad():  # what returning the input would cost on this batch
                 identity = self.loss_fn(lq.float(), hq, regions)
             self.takeoff.add(loss=loss.item(), identity=identity.item())
@@ -312,22 +314,25 @@ class _Trainer:
         return TrainResult(run=self.run_dir, iterations=self.iteration, resumed_from=self.resumed_from,
                            best=self.best, seconds=time.perf_counter() - start)
 
-    def _check_finite(self, loss: torch.Tensor, bar: tqdm) -> None:
+    def _check_finite(self, loss: torch.Tensor, bar: tqdm, writer) -> None:
         """Stop with :class:`TrainingDivergedError` before a non-finite loss touches the weights
-        (every rank stops together under torchrun)."""
-        bad = float(not bool(torch.isfinite(loss.detach())))
-        if self.info.enabled:
-            bad = all_reduce_sum([bad], self.info, device=self.device)[0]
+        (every rank stops together under torchrun, whichever rank's loss it was)."""
+        mine = not bool(torch.isfinite(loss.detach()))
+        bad = all_reduce_sum([float(mine)], self.info, device=self.device)[0]
         if not bad:
             return
         bar.close()
+        if writer is not None:
+            writer.close()
         last = self.run_dir / "checkpoints" / "last.pt"
         kept = (f"the last good checkpoint {last} (iteration {int(load_checkpoint(last)['iteration'])}) is kept: "
                 "rerun the same command to resume from it" if last.is_file() else "no checkpoint was written yet")
+        value = loss.item() if mine else "non-finite on another rank"
         raise TrainingDivergedError(
-            f"the training loss is {loss.item()} at iteration {self.iteration + 1} of {self.cfg.train.iterations}; "
-            f"the weights were not updated with it and {kept} (to avoid it: lower optim.lr, add optim.warmup or "
-            "set optim.grad_clip, with --force or another --out)")
+            f"the training loss is {value} at iteration {self.iteration + 1} of {self.cfg.train.iterations}; "
+            f"the weights were not updated with it and {kept}. A resumed run meets the same batches again; to "
+            "avoid the divergence, start over (--force or another --out) with a lower optim.lr, an optim.warmup "
+            "or an optim.grad_clip")
 
     def _validate(self, writer) -> None:
         model = self._eval_model()
