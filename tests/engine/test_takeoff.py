@@ -36,8 +36,30 @@ def test_metrics_have_gain_over_identity_and_layer_scales(tiny_dataset, tmp_path
     assert {"scale/lambda_ra/middle0", "scale/lambda_wa/middle0", "scale/beta/enc0", "scale/gamma/dec0"} <= set(logs[-1])
     assert logs[-1]["scale/lambda_ra/middle0"] > 0  # trained: no longer the zero init
     vals = [r for r in records if "val_psnr" in r]
+    assert [r["iteration"] for r in vals] == [20, 40]
     for r in vals:
         assert r["val_gain_db"] == pytest.approx(r["val_psnr"] - r["val_input_psnr"])
+
+
+def test_validation_gain_is_over_the_same_images(tiny_dataset) -> None:
+    """gain_db is 0 for a model returning its input, and input_psnr covers only the images scored."""
+    from ratmir.data import PairedDataset
+    from ratmir.engine.validation import validate_model
+    from ratmir.metrics import psnr
+
+    class Identity(torch.nn.Module):
+        def forward(self, lq, regions):
+            return lq
+
+    val = PairedDataset(tiny_dataset, "train")  # several images
+    assert len(val) > 1
+    first = val[0]
+    for limit, expected in ((None, None), (1, float(psnr(first["lq"][None].clamp(0, 1), first["hq"][None],
+                                                          data_range=1.0)[0]))):
+        m = validate_model(Identity(), val, device=torch.device("cpu"), max_images=limit)
+        assert m["gain_db"] == pytest.approx(0.0, abs=1e-9) and m["input_psnr"] == pytest.approx(m["psnr"])
+        if expected is not None:
+            assert m["input_psnr"] == pytest.approx(expected)
 
 
 def test_identity_run_warns_once_at_a_quarter(tiny_dataset, tmp_path, capsys) -> None:
@@ -120,7 +142,7 @@ def test_monitor_gain_and_check_point() -> None:
     m.add(loss=0.5, identity=1.0)
     assert m.log_record()["loss_vs_identity"] == pytest.approx(10.5 / 11)
     assert m.log_record() == {}  # reset after each log line
-    assert gain_db(10 ** (-STALL_DB / 20), 1.0) == pytest.approx(STALL_DB)
+    assert gain_db(loss=10 ** (-STALL_DB / 20), identity=1.0) == pytest.approx(STALL_DB)
 
 
 def test_layer_scale_sizes_by_stage() -> None:

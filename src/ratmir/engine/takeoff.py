@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
 
 STALL_DB = 0.1  # a run within this many dB of the identity at a quarter of its length has not learned
 
 
-def gain_db(loss: float, identity: float) -> float:
+def gain_db(*, loss: float, identity: float) -> float:
     """-20 log10(loss / identity): the PSNR gain an L1 loss ratio stands for (inf if loss is 0)."""
     if identity <= 0:
         return 0.0
@@ -32,8 +35,9 @@ def gain_db(loss: float, identity: float) -> float:
 
 
 class TakeoffMonitor:
-    """Training loss vs the identity's loss on the same batches: a window for the log lines and
-    a check at ``check_at`` (a quarter of ``iterations``) over the last ``window`` iterations."""
+    """Training loss vs the identity's loss on the same batches: their sums since the previous
+    log line (:meth:`log_record`), and the gain over the last ``window`` iterations
+    (:meth:`gain_db`) for the check at ``check_at``, a quarter of ``iterations`` (:meth:`stalled`)."""
 
     def __init__(self, *, iterations: int, window: int = 50) -> None:
         self.check_at = max(1, math.ceil(iterations / 4))
@@ -48,7 +52,7 @@ class TakeoffMonitor:
     def gain_db(self) -> float:
         """Gain over the identity over the last ``window`` iterations."""
         loss, identity = (sum(v) for v in zip(*self.recent)) if self.recent else (0.0, 0.0)
-        return gain_db(loss, identity)
+        return gain_db(loss=loss, identity=identity)
 
     def log_record(self) -> dict[str, float]:
         """Loss over identity loss since the previous call (``loss_vs_identity``), then reset."""
@@ -59,12 +63,13 @@ class TakeoffMonitor:
         return {"identity_loss": identity, "loss_vs_identity": loss / identity}
 
     def stalled(self, iteration: int) -> bool:
-        """True once, at ``check_at``, when the recent training loss is within STALL_DB of the
-        identity's (a run far below the identity, e.g. from a random output layer, has moved)."""
+        """True at ``check_at`` (so once in a run that calls it every iteration) when the recent
+        training loss is within STALL_DB of the identity's; a loss far above the identity's (e.g.
+        from a random output layer) counts as having moved."""
         return iteration == self.check_at and abs(self.gain_db()) < STALL_DB
 
 
-def stall_warning(*, iteration: int, iterations: int, gain: float, config: Any) -> str:
+def stall_warning(*, iteration: int, iterations: int, gain: float, config: ExperimentConfig) -> str:
     """One line naming the likely causes of a run that has not left the identity."""
     o, options = config.optim, config.model.options
     causes = []

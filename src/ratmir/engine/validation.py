@@ -19,7 +19,8 @@ from .distributed import DistInfo, all_reduce_sum
 @torch.no_grad()
 def validation_sums(model: torch.nn.Module, dataset: PairedDataset, *, device: torch.device, amp: str = "none",
                     max_images: int | None = None, rank: int = 0, world_size: int = 1) -> dict[str, float]:
-    """Sums of PSNR and SSIM (data_range 1) and the image count over this rank's share of the
+    """Sums of PSNR and SSIM (data_range 1), of the input's PSNR (``input_psnr``, what returning
+    the input scores) and the image count over this rank's share of the
     first ``max_images`` images of ``dataset`` (images ``rank``, ``rank + world_size``, ...)."""
     model.eval()
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
