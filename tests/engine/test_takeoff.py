@@ -181,3 +181,5 @@ def test_warmup_must_fit_the_run(tiny_dataset) -> None:
 
     with pytest.raises(ConfigError, match=r"optim.warmup must be >= 0 and below train.iterations \(40\), got 40"):
         smoke(tiny_dataset, "optim.warmup=40")
+    with pytest.raises(ConfigError, match=r"optim.betas must be two values in \[0, 1\), got \[1.0, 0.999\]"):
+        smoke(tiny_dataset, "optim.betas=[1.0, 0.999]")

@@ -253,7 +253,8 @@ def validate(config: ExperimentConfig) -> None:
     need(config.optim.lr_min >= 0, f"optim.lr_min must be >= 0, got {config.optim.lr_min}")
     need(0 <= config.optim.warmup < config.train.iterations,
          f"optim.warmup must be >= 0 and below train.iterations ({config.train.iterations}), got {config.optim.warmup}")
-    need(all(0 <= b < 1 for b in config.optim.betas), f"optim.betas must be in [0, 1), got {list(config.optim.betas)}")
+    betas = list(config.optim.betas)
+    need(len(betas) == 2 and all(0 <= b < 1 for b in betas), f"optim.betas must be two values in [0, 1), got {betas}")
     clip = config.optim.grad_clip
     need(clip is None or clip > 0, f"optim.grad_clip must be > 0 or null, got {clip}")
     need(config.train.dist_timeout_s > 0, f"train.dist_timeout_s must be > 0, got {config.train.dist_timeout_s}")
