@@ -56,11 +56,15 @@ COMMON = {"patch_size": 96, "batch_size": 4, "loss": {"name": "focal_region", "g
           "weight_decay": 0.0, "grad_clip": None, "ema": None, "augment": True, "val_max_images": 1}
 
 
-def unit_name(recipe: str, arm: str, seed: int, iterations: int) -> str:
+def unit_name(*, recipe: str, arm: str, seed: int, iterations: int) -> str:
     return f"{recipe}__{arm}__seed{seed}__it{iterations}"
 
 
-def unit_settings(recipe: str, arm: str, seed: int, iterations: int) -> dict[str, Any]:
+def _name_of(settings: dict[str, Any]) -> str:
+    return unit_name(**{k: settings[k] for k in ("recipe", "arm", "seed", "iterations")})
+
+
+def unit_settings(*, recipe: str, arm: str, seed: int, iterations: int) -> dict[str, Any]:
     """Every setting the unit trains with, as written into its result file."""
     name, options = ARMS[arm]
     r = RECIPES[recipe]
@@ -82,7 +86,7 @@ def _config(settings: dict[str, Any], data: str):
 
     s = settings
     return ExperimentConfig(
-        task="ct", name=unit_name(s["recipe"], s["arm"], s["seed"], s["iterations"]),
+        task="ct", name=_name_of(s),
         model=ModelConfig(name=s["model"]["name"], options=dict(s["model"]["options"])),
         data=DataConfig(root=data, **s["data"]), loss=LossConfig(**s["loss"]),
         optim=OptimConfig(lr=s["optim"]["lr"], lr_min=s["optim"]["lr_min"], betas=tuple(s["optim"]["betas"]),
@@ -142,19 +146,21 @@ def _write(path: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _scale_summary(scales: dict[str, float]) -> str:
-    def mean(prefix: str) -> float:
-        values = [v for k, v in scales.items() if k.startswith(prefix)]
-        return statistics.fmean(values) if values else math.nan
+def _scale_summary(*units: dict[str, float]) -> str:
+    """Mean |value| of each layer-scale kind (over its stages), averaged over ``units`` (seeds)."""
+    def mean(kind: str) -> float:
+        per_unit = [statistics.fmean(v for k, v in u.items() if k.startswith(kind + "/")) for u in units
+                    if any(k.startswith(kind + "/") for k in u)]
+        return statistics.fmean(per_unit) if per_unit else math.nan
 
-    return " ".join(f"{k}={mean(k):.3g}" for k in ("lambda_ra", "lambda_wa", "beta", "gamma") if any(
-        s.startswith(k) for s in scales))
+    return " ".join(f"{k}={mean(k):.3g}" for k in ("lambda_ra", "lambda_wa", "beta", "gamma")
+                    if any(s.startswith(k + "/") for u in units for s in u))
 
 
 def report(results: list[dict[str, Any]]) -> str:
     """Per recipe x arm: gain per seed, mean, std, min; then the layer scales."""
     lines = ["| recipe | arm | it. | gain over the input per seed (ct_window dB) | mean | std | min | warned | "
-             "layer scales (mean abs) |", "|---|---|---|---|---|---|---|---|---|"]
+             "layer scales (mean abs, mean over seeds) |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["recipe"], r["arm"], r["iterations"]), []).append(r)
@@ -165,7 +171,7 @@ def report(results: list[dict[str, Any]]) -> str:
         per_seed = ", ".join(f"s{u['seed']} {u['gain_db']:+.2f}" for u in units)
         lines.append(f"| {recipe} | {arm} | {its} | {per_seed} | {statistics.fmean(gains):+.2f} | {std:.2f} | "
                      f"{min(gains):+.2f} | {sum(u['stall_warning'] for u in units)}/{len(units)} | "
-                     f"{_scale_summary(units[-1]['layer_scales'])} (seed {units[-1]['seed']}) |")
+                     f"{_scale_summary(*(u['layer_scales'] for u in units))} |")
     return "\n".join(lines)
 
 
@@ -191,22 +197,24 @@ def main() -> None:
             parser.error("give the dataset folder (or --report-only)")
         data = str(Path(args.data).resolve())
         # seed-major: a run stopped early has the same seeds of every recipe and arm
-        todo = [unit_settings(r, a, s, args.iterations) for s in args.seeds for r in args.recipes for a in args.arms]
-        todo = [u for u in todo if not (args.results / f"{unit_name(u['recipe'], u['arm'], u['seed'], u['iterations'])}.json").is_file()]
+        todo = [unit_settings(recipe=r, arm=a, seed=s, iterations=args.iterations)
+                for s in args.seeds for r in args.recipes for a in args.arms]
+        todo = [u for u in todo if not (args.results / f"{_name_of(u)}.json").is_file()]
         print(f"{len(todo)} unit(s) to run, {args.jobs} at a time", flush=True)
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(run_unit, u, data=data, work=args.work, test_images=args.test_images): u
                        for u in todo}
             for future in as_completed(futures):
                 u = futures[future]
-                name = unit_name(u["recipe"], u["arm"], u["seed"], u["iterations"])
+                name = _name_of(u)
                 try:
                     record = future.result()
                 except Exception as exc:  # noqa: BLE001 - one failed unit must not lose the others
                     print(f"FAILED {name}: {type(exc).__name__}: {exc}", flush=True)
                     continue
                 _write(args.results / f"{name}.json", record)
-                print(f"{name}: gain {record['gain_db']:+.2f} dB ({record['train_seconds']:.0f} s)", flush=True)
+                print(f"{name}: gain {record['gain_db']:+.2f} dB, layer scales "
+                      f"{_scale_summary(record['layer_scales']) or '-'} ({record['train_seconds']:.0f} s)", flush=True)
     print(report(load_results(args.results)))
 
 
