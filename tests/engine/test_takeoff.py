@@ -105,6 +105,37 @@ def test_nan_loss_stops_keeps_last_checkpoint_and_resumes(tiny_dataset, tmp_path
     assert result.resumed_from == 20 and result.iterations == 40
 
 
+@pytest.mark.parametrize(("at", "error", "kept"), [
+    (20, r"weights became NaN or infinite at iteration 20 of 40", 10),  # the step just before a checkpoint
+    (22, r"model's output is NaN or infinite at iteration 23 of 40", 20),  # NaN weights, then a NaN output
+])
+def test_nan_gradient_stops_cleanly(tiny_dataset, tmp_path, monkeypatch, at, error, kept) -> None:
+    """The realistic divergence: a non-finite gradient makes NaN weights (the loss refuses a
+    NaN output): neither is saved, and the run resumes from the checkpoint before."""
+    run = tmp_path / "run"
+    real = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def nan_gradient(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        calls["n"] += 1
+        if calls["n"] == at:
+            for p in parameters:
+                if p.grad is not None:
+                    p.grad.fill_(float("nan"))
+        return real(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", nan_gradient)
+    config = smoke(tiny_dataset, "train.checkpoint_every=10", "optim.grad_clip=1.0")
+    with pytest.raises(TrainingDivergedError, match=error + rf".*iteration {kept}\) is kept"):
+        train(config, out=run, progress=False)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert last["iteration"] == kept
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    monkeypatch.undo()
+    assert train(config, out=run, progress=False).resumed_from == kept
+
+
 def test_nan_loss_is_one_error_line_on_the_command_line(tiny_dataset, tmp_path, monkeypatch, capsys) -> None:
     from typer.testing import CliRunner
 

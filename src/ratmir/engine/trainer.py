@@ -47,8 +47,8 @@ RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "metrics.jsonl",
 
 
 class TrainingDivergedError(RatmirError):
-    """The training loss became NaN or infinite (exit 1); the weights were not updated with it and
-    the last checkpoint written before it is kept, so the same command resumes from there."""
+    """The training loss, or the weights after a step, became NaN or infinite (exit 1); neither
+    was saved, the last checkpoint written before is kept, and the same command resumes from it."""
 
     exit_code = 1
 
@@ -270,7 +270,8 @@ class _Trainer:
             regions = batch["regions"].to(self.device)
             with autocast:
                 pred = self.net(lq, regions)
-            loss = self.loss_fn(pred.float(), hq, regions)
+            pred = pred.float()  # a non-finite output (NaN weights, bf16 overflow) is refused by the loss: checked here
+            loss = self.loss_fn(pred, hq, regions) if bool(torch.isfinite(pred).all()) else None
             self._check_finite(loss, bar, writer)
             with torch.no_grad():  # what returning the input would cost on this batch
                 identity = self.loss_fn(lq.float(), hq, regions)
@@ -287,6 +288,10 @@ class _Trainer:
             window_its += 1
             bar.update(1)
             last = self.iteration == t.iterations
+            validating = self.val_set is not None and (self.iteration % t.val_every == 0 or last)
+            checkpointing = self.iteration % t.checkpoint_every == 0 or last
+            if validating or checkpointing:
+                self._check_weights(bar, writer)
             if self.info.is_main and (self.iteration % t.log_every == 0 or last):
                 rate = window_its / max(time.perf_counter() - window_start, 1e-9)
                 lr = self.scheduler.get_last_lr()[0]
@@ -295,14 +300,14 @@ class _Trainer:
                 self._log({"iteration": self.iteration, "loss": loss.item(), **self.takeoff.log_record(), "lr": lr,
                            "it_per_s": rate, **scales}, writer)
                 window_start, window_its = time.perf_counter(), 0
-            if self.val_set is not None and (self.iteration % t.val_every == 0 or last):
+            if validating:
                 self._validate(writer)
             if self.info.is_main and self.takeoff.stalled(self.iteration):
                 line = stall_warning(iteration=self.iteration, iterations=t.iterations,
                                      gain=self.takeoff.gain_db(), config=cfg)
                 _say(line)
                 self._log({"iteration": self.iteration, "warning": line}, writer)
-            if self.iteration % t.checkpoint_every == 0 or last:
+            if checkpointing:
                 if self.info.is_main:
                     atomic_save(self._state(), self.run_dir / "checkpoints" / "last.pt")
                 barrier(self.info)
@@ -314,25 +319,36 @@ class _Trainer:
         return TrainResult(run=self.run_dir, iterations=self.iteration, resumed_from=self.resumed_from,
                            best=self.best, seconds=time.perf_counter() - start)
 
-    def _check_finite(self, loss: torch.Tensor, bar: tqdm, writer) -> None:
-        """Stop with :class:`TrainingDivergedError` before a non-finite loss touches the weights
-        (every rank stops together under torchrun, whichever rank's loss it was)."""
-        mine = not bool(torch.isfinite(loss.detach()))
+    def _check_finite(self, loss: torch.Tensor | None, bar: tqdm, writer) -> None:
+        """Stop with :class:`TrainingDivergedError` before a non-finite loss (``None``: a
+        non-finite model output) touches the weights (every rank stops together under torchrun,
+        whichever rank's it was)."""
+        mine = loss is None or not bool(torch.isfinite(loss.detach()))
         bad = all_reduce_sum([float(mine)], self.info, device=self.device)[0]
-        if not bad:
-            return
+        if bad:
+            what = ("the model's output is NaN or infinite" if loss is None else f"the training loss is {loss.item()}"
+                    if mine else "the training loss is not finite on another rank")
+            self._diverged(f"{what} at iteration {self.iteration + 1} of {self.cfg.train.iterations}; the weights "
+                           "were not updated with it", bar, writer)
+
+    def _check_weights(self, bar: tqdm, writer) -> None:
+        """Before a validation or a checkpoint: a finite loss can still have had a non-finite
+        gradient, and its weights must neither be scored nor replace the last good checkpoint
+        (the weights, and so the answer, are the same on every rank under DDP)."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged(f"the weights became NaN or infinite at iteration {self.iteration} of "
+                           f"{self.cfg.train.iterations} (a non-finite gradient); they were not saved", bar, writer)
+
+    def _diverged(self, what: str, bar: tqdm, writer) -> None:
         bar.close()
         if writer is not None:
             writer.close()
         last = self.run_dir / "checkpoints" / "last.pt"
         kept = (f"the last good checkpoint {last} (iteration {int(load_checkpoint(last)['iteration'])}) is kept: "
                 "rerun the same command to resume from it" if last.is_file() else "no checkpoint was written yet")
-        value = loss.item() if mine else "non-finite on another rank"
         raise TrainingDivergedError(
-            f"the training loss is {value} at iteration {self.iteration + 1} of {self.cfg.train.iterations}; "
-            f"the weights were not updated with it and {kept}. A resumed run meets the same batches again; to "
-            "avoid the divergence, start over (--force or another --out) with a lower optim.lr, an optim.warmup "
-            "or an optim.grad_clip")
+            f"{what} and {kept}. A resumed run meets the same batches again; to avoid the divergence, start over "
+            "(--force or another --out) with a lower optim.lr, an optim.warmup or an optim.grad_clip")
 
     def _validate(self, writer) -> None:
         model = self._eval_model()
