@@ -156,3 +156,17 @@ def test_figures_are_comparison_figures(tiny_dataset, tmp_path) -> None:
     paths = _figures(tiny_dataset, runs, tmp_path / "figures", task="ct", count=5)
     assert [p.name for p in paths] == ["test00.png", "test01.png"]  # every test image when fewer than count
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_demo_trains_with_the_short_budget_recipe(tmp_path) -> None:
+    """Adam (0.9, 0.999) and a warm-up (benchmarks/recipes.py), capped at a quarter of a short run,
+    stated in the experiment and recorded in demo.json's settings."""
+    from ratmir.demo import _experiment
+
+    config = DemoConfig(task="ct", out=tmp_path)
+    optim = _experiment(config, data=tmp_path, model="rat").optim
+    assert optim.betas == (0.9, 0.999) and optim.warmup == 60 and optim.lr == 1e-3
+    assert demo_settings(config)["warmup"] == 60 and demo_settings(config)["betas"] == [0.9, 0.999]
+    short = DemoConfig(task="ct", out=tmp_path, iterations=100)
+    assert _experiment(short, data=tmp_path, model="rat").optim.warmup == 25
+    assert _experiment(DemoConfig(task="ct", out=tmp_path, warmup=0), data=tmp_path, model="rat").optim.warmup == 0

@@ -70,6 +70,7 @@ def demo(
     iterations: Annotated[int, typer.Option(help="Training iterations per model.")] = 1500,
     limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, degradations and initialisation.")] = 0,
+    warmup: Annotated[int, typer.Option(help="Linear lr warm-up iterations (at most a quarter of the run).")] = 60,
 ) -> None:
     """The main job end to end on real images: prepare, train RAT and a baseline, evaluate,
     restore held-out images, write OUT/<task>/report.md and OUT/index.md.
@@ -79,7 +80,7 @@ def demo(
     from .demo import ALL_TASKS, DemoConfig, earlier_layout, run_demo, run_demos
     from .tasks import TASK_NAMES
 
-    config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed)
+    config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed, warmup=warmup)
     leftovers = earlier_layout(out)
     if leftovers:
         typer.echo(f"Note: {', '.join(p.name for p in leftovers)} in {out} come from a ratmir without per-task "

@@ -34,7 +34,9 @@ from .engine.config import (ConfigError, DataConfig, ExperimentConfig, LossConfi
 
 # Small models and budgets that fit in ~20 minutes of a 2-core CPU, per task.
 DEMO_MODELS = {
-    "rat": {"width": 16, "middle_layers": 6, "layers_per_group": 3, "identity_init": True},
+    # no activation checkpointing: at patch 96, batch 4 the small RAT needs little memory, and
+    # recomputing costs ~1.25x the time here
+    "rat": {"width": 16, "middle_layers": 6, "layers_per_group": 3, "identity_init": True, "checkpointing": "none"},
     "redcnn": {"features": 48},
     "dncnn": {"features": 32, "depth": 10},
 }
@@ -60,6 +62,10 @@ class DemoConfig:
     patch_size: int = 96
     batch_size: int = 4
     lr: float = 1e-3
+    # the short-budget recipe chosen by benchmarks/recipes.py (docs/decisions.md, "Short-budget recipe"):
+    # Adam betas (0.9, 0.999) and a linear warm-up, capped at a quarter of a (test-sized) run
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 60
     limit: int | None = None  # images per split (None: the whole embedded dataset)
     # CT: prepare's default, thin-slice (AAPM-Mayo-like) noise, 12 HU at full dose / ~24 HU at
     # quarter dose; the embedded clinical slices are smooth (2-6 HU), too clean to show denoising.
@@ -81,9 +87,15 @@ def demo_settings(config: DemoConfig) -> dict[str, Any]:
     baseline = DEMO_BASELINE[config.task]
     return {"format": DEMO_FORMAT, "ratmir_version": __version__, "task": config.task,
             "iterations": config.iterations, "patch_size": config.patch_size, "batch_size": config.batch_size,
-            "lr": config.lr, "limit": config.limit, "seed": config.seed,
+            "lr": config.lr, "betas": list(config.betas), "warmup": demo_warmup(config), "limit": config.limit,
+            "seed": config.seed,
             "ct_noise_hu": _ct_noise(config),
             "models": {name: dict(config.models[name]) for name in ("rat", baseline)}}
+
+
+def demo_warmup(config: DemoConfig) -> int:
+    """The warm-up iterations the demo trains with: ``config.warmup``, at most a quarter of the run."""
+    return min(config.warmup, config.iterations // 4)
 
 
 def _ct_noise(config: DemoConfig) -> float | None:
@@ -139,7 +151,7 @@ def _experiment(cfg: DemoConfig, *, data: Path, model: str) -> ExperimentConfig:
         model=ModelConfig(name=model, options=dict(cfg.models[model])),
         data=DataConfig(root=str(data), patch_size=cfg.patch_size, batch_size=cfg.batch_size, val_max_images=4),
         loss=LossConfig(name="focal_region", gamma=1e-3, delta=1.0),
-        optim=OptimConfig(lr=cfg.lr, lr_min=1e-6),
+        optim=OptimConfig(lr=cfg.lr, lr_min=1e-6, betas=tuple(cfg.betas), warmup=demo_warmup(cfg)),
         train=TrainConfig(iterations=cfg.iterations, seed=cfg.seed, log_every=50, val_every=cfg.iterations,
                           checkpoint_every=100),
     )
