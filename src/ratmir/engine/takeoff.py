@@ -79,7 +79,7 @@ def stall_warning(*, iteration: int, iterations: int, gain: float, config: Exper
         causes.append("a zero output convolution (model.options.identity_init) with no warm-up "
                       "(optim.warmup)" if not o.warmup else "a zero output convolution (identity_init)")
     if o.lr > 5e-4 and not o.warmup:
-        causes.append(f"lr {o.lr:g} without warm-up")
+        causes.append(f"lr {o.lr:g} without warm-up (optim.warmup: 60 is the short-budget recipe)")
     causes.append("a budget too short for this lr schedule")
     return (f"Warning: after {iteration} of {iterations} iterations the training loss is {gain:+.2f} dB over the "
             f"identity's (within {STALL_DB} dB): the run has not left its start. Likely causes: "
