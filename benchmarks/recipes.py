@@ -175,6 +175,29 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def paired(results: list[dict[str, Any]], *, reference: str = "beta09_warmup") -> str:
+    """Per arm: each recipe minus ``reference``, paired on the seeds and test images both have
+    (mean, percentile-bootstrap 95 % interval over seeds and images)."""
+    import numpy as np
+
+    from ratmir.engine.stats import bootstrap_mean_ci
+
+    by_unit = {(r["recipe"], r["arm"], r["iterations"], r["seed"]): {i["image"]: i["psnr"] for i in r["per_image"]}
+               for r in results}
+    lines = [f"| arm | it. | recipe − {reference} | seeds | Δ dB [95 % CI] |", "|---|---|---|---|---|"]
+    for recipe, arm, its in sorted({k[:3] for k in by_unit if k[0] != reference}):
+        seeds = sorted(k[3] for k in by_unit if k[:3] == (recipe, arm, its) and (reference, arm, its, k[3]) in by_unit)
+        if not seeds:
+            continue
+        images = sorted(set.intersection(*(set(by_unit[(recipe, arm, its, s)]) & set(by_unit[(reference, arm, its, s)])
+                                           for s in seeds)))
+        diffs = np.array([[by_unit[(recipe, arm, its, s)][i] - by_unit[(reference, arm, its, s)][i] for i in images]
+                          for s in seeds])
+        low, high = bootstrap_mean_ci(diffs, resamples=10_000, seed=0)
+        lines.append(f"| {arm} | {its} | {recipe} | {len(seeds)} | {diffs.mean():+.2f} [{low:+.2f}, {high:+.2f}] |")
+    return "\n".join(lines)
+
+
 def load_results(folder: Path = RESULTS) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
@@ -215,7 +238,10 @@ def main() -> None:
                 _write(args.results / f"{name}.json", record)
                 print(f"{name}: gain {record['gain_db']:+.2f} dB, layer scales "
                       f"{_scale_summary(record['layer_scales']) or '-'} ({record['train_seconds']:.0f} s)", flush=True)
-    print(report(load_results(args.results)))
+    results = load_results(args.results)
+    print(report(results))
+    print()
+    print(paired(results))
 
 
 if __name__ == "__main__":
