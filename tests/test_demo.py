@@ -170,3 +170,4 @@ def test_demo_trains_with_the_short_budget_recipe(tmp_path) -> None:
     short = DemoConfig(task="ct", out=tmp_path, iterations=100)
     assert _experiment(short, data=tmp_path, model="rat").optim.warmup == 25
     assert _experiment(DemoConfig(task="ct", out=tmp_path, warmup=0), data=tmp_path, model="rat").optim.warmup == 0
+    assert _experiment(config, data=tmp_path, model="redcnn").optim.warmup == 0  # the baselines: no warm-up

@@ -70,7 +70,8 @@ def demo(
     iterations: Annotated[int, typer.Option(help="Training iterations per model.")] = 1500,
     limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, degradations and initialisation.")] = 0,
-    warmup: Annotated[int, typer.Option(help="Linear lr warm-up iterations (at most a quarter of the run).")] = 60,
+    warmup: Annotated[int, typer.Option(help="RAT's linear lr warm-up iterations (at most a quarter of the run; "
+                                             "the baseline has none).")] = 60,
 ) -> None:
     """The main job end to end on real images: prepare, train RAT and a baseline, evaluate,
     restore held-out images, write OUT/<task>/report.md and OUT/index.md.
