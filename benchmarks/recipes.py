@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -140,21 +139,19 @@ def run_unit(settings: dict[str, Any], *, data: str, work: str, test_images: int
 
 
 def _write(path: Path, record: dict[str, Any]) -> None:
+    from ratmir._files import write_text_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
 def _scale_summary(*units: dict[str, float]) -> str:
     """Mean |value| of each layer-scale kind (over its stages), averaged over ``units`` (seeds)."""
-    def mean(kind: str) -> float:
-        per_unit = [statistics.fmean(v for k, v in u.items() if k.startswith(kind + "/")) for u in units
-                    if any(k.startswith(kind + "/") for k in u)]
-        return statistics.fmean(per_unit) if per_unit else math.nan
+    from ratmir.models.layer_scales import SCALE_NAMES, kind_means
 
-    return " ".join(f"{k}={mean(k):.3g}" for k in ("lambda_ra", "lambda_wa", "beta", "gamma")
-                    if any(s.startswith(k + "/") for u in units for s in u))
+    means = [kind_means(u) for u in units]
+    return " ".join(f"{k}={statistics.fmean(m[k] for m in means if k in m):.3g}" for k in SCALE_NAMES
+                    if any(k in m for m in means))
 
 
 def report(results: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from ratmir.engine import load_config, train
 from ratmir.engine.takeoff import STALL_DB, TakeoffMonitor, gain_db
 from ratmir.engine.trainer import TrainingDivergedError, build_scheduler
 from ratmir.models import build_model
-from ratmir.models.layer_scales import layer_scale_sizes
+from ratmir.models.layer_scales import kind_means, layer_scale_sizes
 
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
 
@@ -190,6 +190,7 @@ def test_layer_scale_sizes_by_stage() -> None:
     with torch.no_grad():
         model.middle_blks[1].layers[0].lambda_wa.fill_(-0.5)
     assert layer_scale_sizes(model)["lambda_wa/middle1"] == pytest.approx(0.5)
+    assert kind_means(layer_scale_sizes(model))["lambda_wa"] == pytest.approx(0.25)  # mean of its 2 groups
     assert layer_scale_sizes(build_model("dncnn", in_channels=1, features=4, depth=3)) == {}
 
 

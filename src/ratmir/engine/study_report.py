@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..models.layer_scales import SCALE_NAMES, kind_means
 from .evaluate import write_csv
 from .region_sources import STORED
 from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
@@ -198,14 +199,13 @@ def _settings_table(spec: StudySpec, out: Path) -> list[str]:
 
 
 def _scales_table(spec: StudySpec, out: Path) -> list[str]:
-    kinds = ("lambda_ra", "lambda_wa", "beta", "gamma")
     rows = []
     for e in spec.experiments:
-        per_seed = [json.loads(train_record(out, e.name, s).read_text()).get("layer_scales") or {} for s in spec.seeds]
+        per_seed = [kind_means(json.loads(train_record(out, e.name, s).read_text()).get("layer_scales") or {})
+                    for s in spec.seeds]
         cells = []
-        for kind in kinds:
-            values = [float(np.mean([v for k, v in scales.items() if k.startswith(kind + "/")]))
-                      for scales in per_seed if any(k.startswith(kind + "/") for k in scales)]
+        for kind in SCALE_NAMES:
+            values = [means[kind] for means in per_seed if kind in means]
             cells.append(format_mean_std(float(np.mean(values)), float(np.std(values)), digits=4) if values else "–")
         if any(c != "–" for c in cells):
             rows.append([e.name, *cells])

@@ -58,3 +58,14 @@ def layer_scale_sizes(model: nn.Module) -> dict[str, float]:
     if isinstance(ending, nn.Conv2d):
         sizes["ending"] = float(ending.weight.detach().pow(2).mean().sqrt())
     return sizes
+
+
+def kind_means(sizes: dict[str, float]) -> dict[str, float]:
+    """Mean over stages of each layer-scale kind in ``sizes`` (from :func:`layer_scale_sizes`),
+    for the kinds it has: ``{"lambda_ra": ..., "lambda_wa": ..., "beta": ..., "gamma": ...}``."""
+    per_kind: dict[str, list[float]] = {}
+    for key, value in sizes.items():
+        kind, _, stage = key.partition("/")
+        if stage and kind in SCALE_NAMES:
+            per_kind.setdefault(kind, []).append(value)
+    return {kind: sum(v) / len(v) for kind in SCALE_NAMES if (v := per_kind.get(kind))}
