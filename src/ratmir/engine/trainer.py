@@ -369,4 +369,8 @@ class _Trainer:
         meta = {"task": self.cfg.task, "normalisation": json.dumps(manifest["normalisation"]),
                 "units": str(manifest["units"]), "iteration": str(self.iteration),
                 "ema": str(self.cfg.train.ema), "run": self.run_dir.name}
+        regions = manifest.get("regions") or {}
+        if regions.get("backend"):  # what `restore --regions auto` uses with this model
+            meta["regions_backend"] = str(regions["backend"])
+            meta["regions_window"] = str(regions.get("window") or "auto")
         save_pretrained(self._eval_model(), self.run_dir / "model.safetensors", metadata=meta)
