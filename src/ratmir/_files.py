@@ -7,6 +7,7 @@ umask), like ``open()`` and ``mkdir()`` give, not the private ``0o600`` / ``0o70
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -82,3 +83,12 @@ def writer_suffix(path: str | os.PathLike) -> str:
     if len(suffixes) >= 2 and suffixes[-1].lower() in (".gz", ".bz2", ".xz", ".zst"):
         return "".join(suffixes[-2:])
     return suffixes[-1] if suffixes else ".tmp"
+
+
+def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file, read in blocks of ``chunk`` bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

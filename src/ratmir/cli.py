@@ -58,6 +58,10 @@ def _root(
     """Region Attention Transformer (RAT) for medical image restoration."""
 
 
+from .cli_models import models_app  # noqa: E402 - after app: a sub-command group of it
+
+app.add_typer(models_app, name="models")
+
 PRECISION_HELP = ("fp32 (exact), bf16 (autocast: faster on CPUs with AVX-512 BF16/AMX and on GPUs) or auto "
                   "(bf16 where the device computes it natively).")
 
@@ -196,6 +200,9 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="RUN folder; an existing run of this config resumes.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.iterations=40.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Discard a RUN made with another config.")] = False,
+    init: Annotated[Optional[str], typer.Option(
+        "--init", help="Fine-tune: start from a packaged model (`ratmir models`: ct, pet, pathology), a RUN "
+                       "folder or a .safetensors file (sets model.init; the model options must match).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train a model (RAT or a baseline); resumes from RUN/checkpoints/last.pt.
@@ -205,6 +212,8 @@ def train_command(
     from .engine import load_config, train
 
     cfg = load_config(config, overrides=set_ or [])
+    if init is not None:
+        cfg.model.init = init
     result = train(cfg, out=out, force=force, progress=progress)
     best = f", best val PSNR {result.best['psnr']:.2f} dB at {result.best['iteration']}" if result.best else ""
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""
@@ -264,10 +273,12 @@ def prepare(
 
 @app.command("evaluate")
 def evaluate_command(
-    weights: Annotated[Path, typer.Argument(help="A RUN folder or a .safetensors model file.")],
+    weights: Annotated[Path, typer.Argument(help="A RUN folder, a .safetensors model file or a packaged model "
+                                                 "(`ratmir models`: ct, pet, pathology).")],
     data: Annotated[Path, typer.Option(help="A dataset made by `ratmir prepare`.")],
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default RUN/evaluation).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default RUN/evaluation; for a packaged "
+                                                     "model evaluation/NAME).")] = None,
     convention: Annotated[Optional[list[str]], typer.Option(help="Metric convention(s); default: the task's.")] = None,
     tile: Annotated[int, typer.Option(help="Tile size for large images (0: never tile).")] = 512,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.")] = 32,
@@ -357,13 +368,15 @@ _RESTORE_HELP = (
 def restore_command(
     inputs: Annotated[list[Path], typer.Argument(help="Files and/or folders: DICOM (also Enhanced multi-frame), "
                                                       "NIfTI, PNG, TIFF (also multi-page stacks), whole slides.")],
-    model: Annotated[Path, typer.Option(help="Model weights (.safetensors) or a RUN folder.")],
+    model: Annotated[Path, typer.Option(help="Model weights (.safetensors), a RUN folder or a packaged model "
+                                             "(`ratmir models`: ct, pet, pathology).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (not inside an input folder).")],
     task: Annotated[Optional[str], typer.Option(help="ct, pet or pathology, if the model file does not record it.")]
     = None,
-    regions: Annotated[str, typer.Option(help="Region backend (auto = medsam when installed, else felzenszwalb; "
-                                              "medsam, sam, felzenszwalb, slic, grid, none) or a folder of label "
-                                              "maps from `ratmir regions`.")] = "auto",
+    regions: Annotated[str, typer.Option(help="Region backend (auto = the one the model was trained with, else "
+                                              "medsam when installed, else felzenszwalb; medsam, sam, felzenszwalb, "
+                                              "slic, grid, none) or a folder of label maps from `ratmir regions`.")]
+    = "auto",
     window: Annotated[str, typer.Option(help="Intensity window for the region backend (see `ratmir regions`).")]
     = "auto",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1.")] = "cpu",

@@ -80,6 +80,8 @@ TASK_CONVENTIONS: dict[str, tuple[str, ...]] = {
     "pet": ("pet", "reference"),
     "pathology": ("rgb", "y", "reference"),
 }
+# the convention of each task's headline number (demo reports, model cards)
+MAIN_CONVENTION: dict[str, str] = {"ct": "ct_window", "pet": "pet", "pathology": "y"}
 
 
 def score(pred: Tensor, target: Tensor, *, convention: str, normalisation: Normalisation) -> dict[str, Tensor]:

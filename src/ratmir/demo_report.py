@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .conventions import MAIN_CONVENTION
 from .engine.stats import format_mean_std, markdown_table, nonfinite_flag
-
-MAIN_CONVENTION = {"ct": "ct_window", "pet": "pet", "pathology": "y"}
 
 
 def task_result(*, settings: dict[str, Any], manifest: dict[str, Any], data: Path, rows: list[dict[str, Any]],

@@ -180,3 +180,34 @@ def test_validation_uses_val_and_test_only_with_a_warning(tiny_dataset, tmp_path
     (tiny_dataset / "dataset.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="prepare again"):
         train(smoke(tiny_dataset), out=tmp_path / "run", progress=False)
+
+
+def _first_loss(run: Path) -> float:
+    return next(json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+                if "loss" in json.loads(line))
+
+
+def test_init_fine_tunes_from_saved_weights(tiny_dataset, tmp_path) -> None:
+    base = train(smoke(tiny_dataset, "optim.lr=2.0e-3"), out=tmp_path / "base", progress=False).run
+    last = [json.loads(line)["loss"] for line in (base / "metrics.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)][-1]
+    short = ("train.iterations=5", "train.val_every=5")
+    scratch = train(smoke(tiny_dataset, *short), out=tmp_path / "scratch", progress=False).run
+    tuned = train(smoke(tiny_dataset, *short, f"model.init={base}"), out=tmp_path / "tuned", progress=False).run
+    # the fine-tuned run starts where the first one ended, not where a fresh one starts
+    assert _first_loss(tuned) < 0.5 * _first_loss(scratch)
+    assert abs(_first_loss(tuned) - last) < 0.5 * abs(_first_loss(scratch) - last)
+    assert load_config(tuned / "config.yaml").model.init == str(base)
+
+
+def test_init_with_other_options_is_one_line_and_touches_nothing(tiny_dataset, tmp_path) -> None:
+    base = train(smoke(tiny_dataset, "train.iterations=5", "train.val_every=5"), out=tmp_path / "base",
+                 progress=False).run
+    cfg = smoke(tiny_dataset, "train.iterations=5", f"model.init={base / 'model.safetensors'}",
+                "model.options={width: 16, enc_blocks: [1, 1], dec_blocks: [1, 1], middle_layers: 2, "
+                "layers_per_group: 1, num_heads: 2}")
+    with pytest.raises(ConfigError, match=r"model.init: .*width 8 vs 16") as err:
+        train(cfg, out=tmp_path / "other", progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "other").exists()
+    with pytest.raises(ConfigError, match="model.init: no model weights"):
+        train(smoke(tiny_dataset, "model.init=no-such-model"), out=tmp_path / "missing", progress=False)

@@ -15,7 +15,8 @@ from ratmir.regions import (
 from ratmir.regions import batch as batch_module
 from ratmir.regions import medsam as medsam_module
 from ratmir.regions.batch import resolve_backend_name
-from ratmir.regions.medsam import CHECKPOINT_SHA256, MedsamBackend, bundled_checkpoint, file_sha256, load_medsam_model
+from ratmir._files import file_sha256
+from ratmir.regions.medsam import CHECKPOINT_SHA256, MedsamBackend, bundled_checkpoint, load_medsam_model
 from ratmir.regions.sam import CHECKPOINT_ENV
 
 

@@ -28,6 +28,9 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 class ModelConfig:
     name: str = "rat"  # a name in ratmir.models.MODELS
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that model
+    # weights to start from (fine-tuning): a packaged model's name (`ratmir models`), a RUN folder or a
+    # .safetensors file; its architecture and options must be these. A resumed run ignores it.
+    init: str | None = None
 
 
 @dataclass

@@ -29,20 +29,12 @@ from ..data.splits import evenly_spaced
 from ..errors import OutputExistsError
 from ..metrics import region_psnr
 from ..models import load_pretrained, read_metadata
+from ..models.hub import is_packaged, resolve_weights  # noqa: F401 - resolve_weights: public here too
 from ..models.precision import PRECISIONS, inference_precision, resolve_precision
 from ..restore import restore_image
 from .figures import comparison_figure, display_image  # noqa: F401 - display_image: public here too
 from .region_sources import RegionProvider, RegionSourceSpec
 from .stats import mean_std
-
-
-def resolve_weights(path: str | os.PathLike) -> Path:
-    """A weights file, or a RUN folder holding ``model.safetensors``."""
-    path = Path(path)
-    weights = path / "model.safetensors" if path.is_dir() else path
-    if not weights.is_file():
-        raise FileNotFoundError(f"no model weights at {weights} (expected a RUN folder or a .safetensors file)")
-    return weights
 
 
 def nonfinite_note(stats: dict[str, Any], *, metric: str) -> str:
@@ -113,7 +105,9 @@ def evaluate(weights: str | os.PathLike, *, data: str | os.PathLike, split: str 
     check_choice("precision", precision, PRECISIONS)
     weights = resolve_weights(weights)
     run_dir = weights.parent
-    out = Path(out) if out is not None else run_dir / "evaluation"
+    if out is None:  # a packaged model's folder is the installed package: its evaluation goes here instead
+        out = Path("evaluation") / weights.stem if is_packaged(weights) else run_dir / "evaluation"
+    out = Path(out)
     _check_out(out, overwrite=overwrite)
     meta = read_metadata(weights)
     dataset = PairedDataset(data, split)

@@ -34,6 +34,8 @@ from ..data.layout import image_shape
 from ..errors import RatmirError
 from ..losses import FocalRegionLoss
 from ..models import build_model, save_pretrained
+from ..models.hub import resolve_weights
+from ..models.pretrained import load_initial_weights
 from ..models.layer_scales import layer_scale_sizes
 from ..models.precision import bf16_is_fast
 from .checkpoint import atomic_save, load_checkpoint
@@ -187,6 +189,11 @@ class _Trainer:
             model = build_model(config.model.name, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"model.options for {config.model.name!r}: {err}") from err
+        if config.model.init:  # before RUN is touched: a mismatch leaves nothing behind
+            try:
+                load_initial_weights(model, resolve_weights(config.model.init), task=config.task)
+            except (FileNotFoundError, ValueError) as err:
+                raise ConfigError(f"model.init: {err}") from err
         if info.is_main:
             prepare_run_dir(run, config, force=force)
         barrier(info)

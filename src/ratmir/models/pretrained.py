@@ -65,3 +65,28 @@ def load_pretrained(path: str | os.PathLike, *, map_location: str | torch.device
     model = build_model(meta["architecture"], **config)
     model.load_state_dict(load_file(str(path), device=str(map_location)))
     return model.to(map_location)
+
+
+# options that change how a model runs or starts, not what its weights mean: a fine-tuning run may differ in them
+RUNTIME_OPTIONS = frozenset({"checkpointing", "attention_backend", "identity_init"})
+
+
+def load_initial_weights(model: RestorationModel, path: str | os.PathLike, *, task: str | None = None) -> dict[str, str]:
+    """Copy the weights saved at ``path`` into ``model`` (the start of a fine-tuning run); returns the
+    file's metadata. The architecture, every option except :data:`RUNTIME_OPTIONS` and the task (when
+    the file records one) must match; a mismatch raises ``ValueError`` naming each difference."""
+    meta = read_metadata(path)
+    saved = json.loads(meta["config"])
+    differences = []
+    if meta["architecture"] != model.architecture:
+        differences.append(f"architecture {meta['architecture']!r} vs {model.architecture!r}")
+    if task is not None and meta.get("task") not in (None, task):
+        differences.append(f"task {meta['task']!r} vs {task!r}")
+    mine = model.config
+    differences += [f"{key} {saved.get(key)!r} vs {mine.get(key)!r}" for key in sorted(set(saved) | set(mine))
+                    if key not in RUNTIME_OPTIONS and saved.get(key) != mine.get(key)]
+    if differences:
+        raise ValueError(f"{path} cannot start this model (saved vs configured: {'; '.join(differences)}); set "
+                         "model.name and model.options to the saved model's (`ratmir models show NAME` lists them)")
+    model.load_state_dict(load_file(str(path), device="cpu"))
+    return meta

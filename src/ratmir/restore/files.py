@@ -47,6 +47,7 @@ from ..models.precision import PRECISIONS, inference_precision
 from ..regions import build_backend, load_label_map, parse_window
 from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
+from ..regions.sam import configured_checkpoint
 from ..tasks import get_task
 from ..tasks.base import Normalisation
 from .checks import (
@@ -129,15 +130,30 @@ def model_normalisation(model_path: Path, task: str | None) -> tuple[Normalisati
     return get_task(task).normalisation, task
 
 
+def model_regions(meta: dict[str, str], *, regions: str, window: str) -> tuple[str, str]:
+    """The region backend and window to restore with: ``auto`` means the ones the model was trained
+    with (``regions_backend``/``regions_window`` in its file, recorded by ``ratmir train``), else the
+    usual ``auto``; a SAM model whose checkpoint is not configured here falls back to ``auto``."""
+    recorded = meta.get("regions_backend")
+    if regions == "auto" and recorded and (recorded != "sam" or configured_checkpoint(None) is not None):
+        regions = recorded
+    recorded_window = meta.get("regions_window")
+    if window == "auto" and recorded_window and recorded_window not in ("auto", "None"):
+        window = recorded_window
+    return regions, window
+
+
 class _Restorer:
     def __init__(self, config: RestoreConfig) -> None:
         self.cfg = config
         self.norm, self.task = model_normalisation(config.model, config.task)
         self.model = load_pretrained(config.model, map_location=config.device).eval()
         self.label_dir = Path(config.regions) if Path(config.regions).is_dir() else None
-        self.backend_name = None if self.label_dir else resolve_backend_name(config.regions, options={})
+        regions, window = model_regions(read_metadata(config.model), regions=config.regions, window=config.window)
+        self.backend_name = None if self.label_dir else resolve_backend_name(regions, options={})
         self.backend = None if self.backend_name is None else build_backend(self.backend_name)
-        self.window = parse_window(config.window)
+        self.window = parse_window(window)
+        self.window_name = window
         self.identity = RunIdentity(model_sha256=file_sha256(config.model), settings=self.settings())
 
     def settings(self) -> dict[str, Any]:
@@ -145,7 +161,7 @@ class _Restorer:
         cfg = self.cfg
         return {"ratmir": __version__, "task": self.task, "normalisation": self.norm.record(),
                 "regions": str(self.label_dir.resolve()) if self.label_dir else self.backend_name,
-                "window": cfg.window, "precision": cfg.precision, "tile": cfg.tile, "overlap": cfg.overlap,
+                "window": self.window_name, "precision": cfg.precision, "tile": cfg.tile, "overlap": cfg.overlap,
                 "batch_size": cfg.batch_size, "device": torch.device(cfg.device).type}
 
     def label_map_path(self, item: InputFile) -> Path | None:

@@ -18,20 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._files import write_text_atomic
+from .._files import file_sha256, write_text_atomic
 from ..errors import OutputExistsError
 
 MANIFEST_NAME = ".ratmir-restore.json"
 MANIFEST_VERSION = 1
-
-
-def file_sha256(path: Path, *, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_stamp(path: Path) -> dict[str, int]:

@@ -1,0 +1,53 @@
+"""`ratmir models package`: a finished run becomes a packaged model with a card written from its records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ratmir.engine import load_config, train
+from ratmir.engine.packaging import PackageRequest, package_run, validation_curve
+from ratmir.models.hub import model_card, packaged_model_path, packaged_models
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
+
+
+def _run(data: Path, out: Path, *extra: str) -> Path:
+    cfg = load_config(SMOKE, overrides=[f"data.root={data}", "train.iterations=10", "train.val_every=5", *extra])
+    return train(cfg, out=out, progress=False).run
+
+
+@pytest.fixture()
+def two_runs(tiny_dataset, tmp_path):
+    rat = _run(tiny_dataset, tmp_path / "rat")
+    cnn = _run(tiny_dataset, tmp_path / "cnn", "model.name=dncnn", "model.options={features: 4, depth: 3}")
+    return tiny_dataset, rat, cnn
+
+
+def test_package_model_and_baseline(two_runs, tmp_path) -> None:
+    data, rat, cnn = two_runs
+    folder = tmp_path / "weights"
+    entries = package_run(PackageRequest(run=rat, name="tiny", data=data, baseline=cnn, baseline_name="tiny-cnn",
+                                         config=Path("configs/smoke.yaml"), folder=folder, progress=False,
+                                         resamples=200))
+    assert [e.name for e in entries] == ["tiny", "tiny-cnn"]
+    assert set(packaged_models(folder=folder)) == {"tiny", "tiny-cnn"}
+    packaged_model_path("tiny", folder=folder)
+    card = model_card("tiny", folder=folder)
+    for needle in ("# `tiny`: rat for ct", "Not for clinical use", "## Training data", "## Recipe",
+                   "ratmir train configs/smoke.yaml", "## Validation curve", "| 5 |", "| 10 |", "## Test split",
+                   "tiny − input", "tiny − tiny-cnn", "95 % interval", "## Known limits", "width: 8"):
+        assert needle in card, needle
+    assert str(data) not in card  # no machine paths in a card
+    other = model_card("tiny-cnn", folder=folder)
+    assert "tiny-cnn − tiny" in other and "dncnn" in other
+    summary = packaged_models(folder=folder)["tiny"].summary
+    assert summary["iterations"] == 10 and summary["test"]["images"] == 2
+    assert summary["test"]["convention"] == "ct_window"
+
+
+def test_validation_curve_and_seconds(two_runs) -> None:
+    _, rat, _ = two_runs
+    curve, seconds = validation_curve(rat / "metrics.jsonl")
+    assert [i for i, _, _ in curve] == [5, 10] and seconds > 0
