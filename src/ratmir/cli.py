@@ -68,9 +68,13 @@ PRECISION_HELP = ("fp32 (exact), bf16 (autocast: faster on CPUs with AVX-512 BF1
 @app.command()
 def demo(
     task: Annotated[str, typer.Option(help="ct, pet, pathology, or all (the three, one after another).")] = "ct",
-    out: Annotated[Path, typer.Option(help="Parent folder: each task's demo lives in OUT/<task> (an interrupted "
-                                           "demo resumes there); OUT/index.md shows every finished task.")]
-    = Path("demo"),
+    out: Annotated[Optional[Path], typer.Option(
+        help="Parent folder: each task's demo lives in OUT/<task> (an interrupted demo resumes there); OUT/index.md "
+             "shows every finished task. Default: demo, or demo-pretrained with --pretrained.")] = None,
+    pretrained: Annotated[bool, typer.Option(
+        "--pretrained", help="No training: score the packaged models (`ratmir models`) on the test split and "
+                             "restore it (a few minutes); without it, RAT and a baseline are trained from scratch.")]
+    = False,
     iterations: Annotated[int, typer.Option(help="Training iterations per model.")] = 1500,
     limit: Annotated[Optional[int], typer.Option(help="At most N images per split (quick runs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, degradations and initialisation.")] = 0,
@@ -85,12 +89,22 @@ def demo(
     from .demo import ALL_TASKS, DemoConfig, earlier_layout, run_demo, run_demos
     from .tasks import TASK_NAMES
 
-    config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed, warmup=warmup)
+    out = out if out is not None else Path("demo-pretrained" if pretrained else "demo")
+    config = DemoConfig(task=task, out=out, iterations=iterations, limit=limit, seed=seed, warmup=warmup,
+                        pretrained=pretrained)
     leftovers = earlier_layout(out)
     if leftovers:
         typer.echo(f"Note: {', '.join(p.name for p in leftovers)} in {out} come from a ratmir without per-task "
                    f"folders; left as they are (delete them if unused), this demo writes to {out}/<task>", err=True)
-    path = run_demos(config, tasks=TASK_NAMES) if task == ALL_TASKS else run_demo(config)
+    tasks = list(TASK_NAMES)
+    if pretrained and task == ALL_TASKS:
+        from .demo_pretrained import pretrained_tasks
+
+        tasks = pretrained_tasks()
+        if set(tasks) != set(TASK_NAMES):
+            typer.echo(f"Note: no packaged models for {', '.join(t for t in TASK_NAMES if t not in tasks)} in this "
+                       "ratmir; `make demo TASK=NAME` trains them from scratch", err=True)
+    path = run_demos(config, tasks=tasks) if task == ALL_TASKS else run_demo(config)
     typer.echo(path.read_text())
 
 
@@ -247,6 +261,9 @@ def prepare(
         "--ct-own-noise", help="ct: calibrate the full dose to each slice's own noise instead.")] = False,
     ct_min_scored_fraction: Annotated[float, typer.Option(
         help="ct: leave out slices with less than this share of pixels in [-160, 240] HU (0: keep all).")] = 0.2,
+    split: Annotated[Optional[list[str]], typer.Option(
+        "--split", help="Make only this split (repeatable; e.g. --split test to score a packaged model); each "
+                        "image is the one a full prepare makes.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset folder.")] = False,
 ) -> None:
     """Build a paired (LQ, HQ, region map) dataset; see docs/data.md. Exit code 1 on any error."""
@@ -260,7 +277,8 @@ def prepare(
         report = prepare_dataset(PrepareConfig(
             task=task, out=out, sources=tuple(source or ()), limit=limit, seed=seed, test_fraction=test_fraction,
             val_fraction=val_fraction, tile_size=tile_size, regions_backend=backend, regions_window=window,
-            ct_noise_hu=noise, ct_min_scored_fraction=ct_min_scored_fraction, force=force))
+            ct_noise_hu=noise, ct_min_scored_fraction=ct_min_scored_fraction, force=force,
+            **({"splits": tuple(split)} if split else {})))
     except (ValueError, TypeError, OSError) as exc:  # exit 1, as documented; --debug shows the traceback
         raise InputsFailedError(str(exc)) from exc
     counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())

@@ -73,6 +73,8 @@ class DemoConfig:
     seed: int = 0
     progress: bool = True
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEMO_MODELS))
+    # the packaged models instead of training (ratmir.demo_pretrained): only the test split is prepared
+    pretrained: bool = False
 
     @property
     def folder(self) -> Path:
@@ -84,6 +86,10 @@ def demo_settings(config: DemoConfig) -> dict[str, Any]:
     """What decides a task's demo results (recorded in ``demo.json``; a change is refused)."""
     from . import __version__
 
+    if config.pretrained:
+        from .demo_pretrained import pretrained_settings
+
+        return pretrained_settings(config)
     baseline = DEMO_BASELINE[config.task]
     return {"format": DEMO_FORMAT, "ratmir_version": __version__, "task": config.task,
             "iterations": config.iterations, "patch_size": config.patch_size, "batch_size": config.batch_size,
@@ -199,11 +205,15 @@ def run_demo(config: DemoConfig) -> Path:
     from .engine.report import collect
 
     _check_task(config.task)
+    if config.pretrained:
+        from .demo_pretrained import run_pretrained_demo
+
+        return run_pretrained_demo(config)
     folder = config.folder
     if not check_demo_folder(config):
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / DEMO_FILE, json.dumps(demo_settings(config), indent=1) + "\n")
-    clock = _StageClock(folder / TIMINGS_FILE)
+    clock = StageClock(folder / TIMINGS_FILE)
 
     data = folder / "data"
     with clock.stage("prepare") as flags:
@@ -230,10 +240,11 @@ def run_demo(config: DemoConfig) -> Path:
             summaries[model] = evaluate(run, data=data, out=folder / "evaluation" / model, figures=0,
                                         progress=config.progress, overwrite=True)  # stamped folder: always rerun
     with clock.stage("restore"):
-        restored = _restore_held_out(config, data=data, manifest=manifest, out=folder,
-                                     weights=runs["rat"] / "model.safetensors")
+        restored = restore_held_out(config, data=data, manifest=manifest, out=folder,
+                                    weights=runs["rat"] / "model.safetensors")
     with clock.stage("figures"):
-        figures = _figures(data, runs, folder / "figures", task=config.task)
+        figures = comparison_figures(data, {name: run / "model.safetensors" for name, run in runs.items()},
+                                     folder / "figures", task=config.task)
     timings = clock.rows()
     record = task_result(settings=demo_settings(config), manifest=manifest, data=data.relative_to(folder),
                          rows=collect(list(summaries.values())), baseline=baseline, timings=timings,
@@ -245,7 +256,7 @@ def run_demo(config: DemoConfig) -> Path:
     return report
 
 
-class _StageClock:
+class StageClock:
     """Seconds each stage took to make what the folder holds, kept in ``timings.json`` after
     every stage (and when one is interrupted): a training that resumes adds its time to the
     earlier runs' time, a stage with nothing left to do (a reused dataset, a finished training)
@@ -309,11 +320,12 @@ def write_index(out: str | Path) -> Path:
     return write_text_atomic(out / INDEX_FILE, render_index(results))
 
 
-def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any], out: Path,
-                      weights: Path) -> list[Path]:
+def restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any], out: Path,
+                     weights: Path, label_maps: bool = False) -> list[Path]:
     """Restore the test split's LQ images with ``ratmir restore``; for CT slices that came from
     a DICOM file, the LQ slice is first written as a DICOM derived from it (a series in, a
-    series out)."""
+    series out). CT computes its region maps on the DICOM slices unless ``label_maps`` (then the
+    dataset's maps of the same LQ pixels are read, as for the other tasks)."""
     from .data.layout import pair_paths, read_image
     from .io import read_dicom, write_dicom_like
     from .restore import RestoreConfig, restore_files
@@ -331,7 +343,7 @@ def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any
             lq_dir.mkdir(parents=True, exist_ok=True)
             (lq_dir / lq.name).write_bytes(lq.read_bytes())
     report = restore_files(RestoreConfig(inputs=(lq_dir,), model=weights, out=out / "restored",
-                                         regions=(data / "test" / "regions") if config.task != "ct"
+                                         regions=(data / "test" / "regions") if config.task != "ct" or label_maps
                                          else manifest.get("regions", {}).get("backend", "auto"),
                                          window=manifest.get("regions", {}).get("window", "auto") or "auto",
                                          progress=config.progress, overwrite=True))
@@ -340,7 +352,7 @@ def _restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any
     return report.written
 
 
-def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, count: int = 2) -> list[Path]:
+def comparison_figures(data: Path, weights: dict[str, Path], folder: Path, *, task: str, count: int = 2) -> list[Path]:
     """LQ | RAT | baseline | HQ with a zoomed inset, error maps and the region boundaries
     (:func:`ratmir.engine.figures.comparison_figure`, as ``evaluate`` and ``study`` draw them)."""
     import torch
@@ -351,7 +363,7 @@ def _figures(data: Path, runs: dict[str, Path], folder: Path, *, task: str, coun
     from .restore import restore_image
 
     dataset = PairedDataset(data, "test")
-    models = {name: load_pretrained(run / "model.safetensors").eval() for name, run in runs.items()}
+    models = {name: load_pretrained(path).eval() for name, path in weights.items()}
     paths = []
     for i in range(min(count, len(dataset))):
         item = dataset[i]

@@ -96,24 +96,36 @@ def render_report(result: dict[str, Any]) -> str:
              f"Dataset `{d['folder']}`: {_splits(result)} images from {', '.join(d['sources']) or 'user data'}; "
              f"missing sources: {', '.join(d['missing_sources']) or 'none'} "
              f"(details in `{d['folder']}/dataset.json`).{noise}", "",
-             f"Training: {s['iterations']} iterations, patches {s['patch_size']}, batch {s['batch_size']}, "
-             f"Adam lr {s['lr']} cosine to 1e-6, focal region loss (gamma 1e-3); "
-             f"models: RAT {s['models']['rat']}, {baseline} {s['models'][baseline]}. A demo budget, far from the "
-             f"paper's 200K iterations. Seed {s['seed']}, ratmir {s['ratmir_version']}.", ""]
+             _training(s, baseline), ""]
     lines += _sections(result, level=2, prefix="", restored=True)
     return "\n".join(lines) + "\n"
+
+
+def _training(s: dict[str, Any], baseline: str) -> str:
+    if s.get("pretrained"):
+        m = s["models"]
+        return (f"No training here: the packaged models `{m['rat']['name']}` (RAT, {m['rat']['iterations']} iterations) "
+                f"and `{m[baseline]['name']}` ({baseline}, {m[baseline]['iterations']} iterations), their SHA-256 "
+                f"checked; how they were trained and scored: `ratmir models show {m['rat']['name']}`. "
+                f"`make demo TASK={s['task']}` trains both from scratch. Seed {s['seed']}, ratmir {s['ratmir_version']}.")
+    return (f"Training: {s['iterations']} iterations, patches {s['patch_size']}, batch {s['batch_size']}, "
+            f"Adam lr {s['lr']} cosine to 1e-6, focal region loss (gamma 1e-3); "
+            f"models: RAT {s['models']['rat']}, {baseline} {s['models'][baseline]}. A demo budget, far from the "
+            f"paper's 200K iterations. Seed {s['seed']}, ratmir {s['ratmir_version']}.")
 
 
 def render_index(results: dict[str, dict[str, Any] | None]) -> str:
     """``index.md``: every task's table, verdict, split sizes, time and figures on one page
     (links relative to the page); tasks without a finished demo are named with the command."""
-    lines = ["# ratmir demo: all tasks", "",
+    pretrained = any(r is not None and r["settings"].get("pretrained") for r in results.values())
+    command = "ratmir demo --pretrained --task {task}" if pretrained else "make demo TASK={task}"
+    lines = ["# ratmir demo: all tasks" + (" (packaged models, no training)" if pretrained else ""), "",
              "One folder per task beside this page, each with its full `report.md`; "
-             "`make demo TASK=all` runs the missing ones and resumes unfinished ones.", "",
+             f"`{command.format(task='all')}` runs the missing ones and resumes unfinished ones.", "",
              "| task | split sizes | iterations | RAT vs input | time (s) |", "|---|---|---|---|---|"]
     for task, result in results.items():
         if result is None:
-            lines.append(f"| {task} | not run yet (`make demo TASK={task}`) | | | |")
+            lines.append(f"| {task} | not run yet (`{command.format(task=task)}`) | | | |")
             continue
         g = result.get("rat_vs_input")
         change = f"{g['psnr']:+.2f} dB PSNR, {g['ssim']:+.4f} SSIM" if g else "not measured"

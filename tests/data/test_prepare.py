@@ -192,3 +192,20 @@ def test_embedded_ct_has_ten_test_slices_where_invesalius_is_installed() -> None
     assert len(split.test) >= 10 and len(split.val) >= 2 and left_out["count"] >= 1
     test_subjects = {kept[i].subject for i in split.test}
     assert test_subjects.isdisjoint(kept[i].subject for i in split.val if kept[i].group == "pydicom")
+
+
+def test_only_some_splits_makes_the_same_images(tmp_path) -> None:
+    full = tmp_path / "full"
+    prepare_dataset(_config("pet", full, limit=2))
+    only = tmp_path / "only"
+    report = prepare_dataset(_config("pet", only, limit=2, splits=("test",)))
+    assert report.counts == {"test": 2} and not (only / "train").exists()
+    manifest = json.loads((only / "dataset.json").read_text())
+    assert list(manifest["splits"]) == ["test"]
+    a, b = PairedDataset(full, "test"), PairedDataset(only, "test")
+    assert a.names == b.names
+    for i in range(len(a)):
+        assert np.array_equal(a[i]["lq"].numpy(), b[i]["lq"].numpy())
+        assert np.array_equal(a[i]["regions"].numpy(), b[i]["regions"].numpy())
+    with pytest.raises(ValueError, match="splits must be"):
+        prepare_dataset(_config("pet", tmp_path / "bad", splits=("holdout",)))

@@ -81,6 +81,9 @@ class PrepareConfig:
     regions_window: str | None = None
     ct_noise_hu: float | None = DEFAULT_FULL_DOSE_NOISE_HU  # CT: emulated full-dose noise (None: own)
     ct_min_scored_fraction: float = MIN_SCORED_FRACTION
+    # make only these splits' images (the split of every image is still decided over all of them, and
+    # CT noise is calibrated as for the whole dataset, so each image made is the one a full prepare makes)
+    splits: tuple[str, ...] = SPLITS
     force: bool = False
     progress: bool = True
 
@@ -178,6 +181,8 @@ def _check_config(config: PrepareConfig) -> None:
     check_positive_int("tile_size", config.tile_size, minimum=16)
     if config.ct_noise_hu is not None:
         check_number("ct_noise_hu", config.ct_noise_hu, low=0.0, low_inclusive=False)
+    if not config.splits or any(s not in SPLITS for s in config.splits):
+        raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {config.splits!r}")
 
 
 def make_regions(root: Path, *, backend: str, window: str, options: Mapping[str, Any],
@@ -229,6 +234,7 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
     chosen = {name: [samples[i] for i in evenly_spaced(split.indices(name), limit=config.limit)] for name in SPLITS}
     maker = _PairMaker(task=task, seed=config.seed, ct_noise_hu=config.ct_noise_hu,
                        references=_calibration_references([s for v in chosen.values() for s in v]))
+    chosen = {name: members for name, members in chosen.items() if name in config.splits}
     from tqdm.auto import tqdm
 
     records: dict[str, Any] = {}

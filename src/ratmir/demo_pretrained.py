@@ -1,0 +1,107 @@
+"""``ratmir demo --pretrained`` (``make demo``): the packaged models on the embedded test split.
+
+The fast path of the demo: no training. It prepares only the test split of the task's embedded
+dataset (each image is the one a full ``ratmir prepare`` makes, region maps by the backend the
+model was trained with), scores the packaged RAT and its packaged same-engine baseline there,
+restores the held-out images with ``ratmir restore --model NAME`` and writes the same
+``report.md``, figures and ``index.md`` as the training demo, into ``OUT/<task>``
+(``demo-pretrained/<task>`` by default). ``demo.json`` records the models' SHA-256, so a folder
+made with other weights is refused like any demo folder made with other settings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ._files import write_text_atomic
+from .demo import (DEMO_BASELINE, DEMO_FILE, DEMO_FORMAT, RESULT_FILE, TIMINGS_FILE, DemoConfig, DemoFolderError,
+                   StageClock, _check_dataset, _ct_noise, check_demo_folder, comparison_figures, restore_held_out,
+                   write_index)
+
+# the packaged models of each task's demo: (RAT, baseline)
+PRETRAINED_MODELS = {task: (task, f"{task}-{baseline}") for task, baseline in DEMO_BASELINE.items()}
+
+
+def pretrained_tasks() -> list[str]:
+    """The tasks whose two demo models are both packaged."""
+    from .models.hub import packaged_models
+
+    names = set(packaged_models())
+    return [task for task, pair in PRETRAINED_MODELS.items() if set(pair) <= names]
+
+
+def _entries(task: str) -> dict[str, Any]:
+    from .models.hub import get_packaged_model, packaged_models
+
+    missing = [name for name in PRETRAINED_MODELS[task] if name not in packaged_models()]
+    if missing:
+        raise DemoFolderError(f"no packaged model {', '.join(map(repr, missing))} for the {task} demo in this ratmir "
+                              f"(see `ratmir models`); `make demo TASK={task}` trains one from scratch")
+    rat, baseline = PRETRAINED_MODELS[task]
+    return {"rat": get_packaged_model(rat), DEMO_BASELINE[task]: get_packaged_model(baseline)}
+
+
+def pretrained_settings(config: DemoConfig) -> dict[str, Any]:
+    """What decides a pretrained demo's results (``demo.json``): the models' names and SHA-256 and the data."""
+    from . import __version__
+
+    entries = _entries(config.task)
+    return {"format": DEMO_FORMAT, "ratmir_version": __version__, "task": config.task, "pretrained": True,
+            "iterations": int(entries["rat"].summary.get("iterations", 0)), "limit": config.limit,
+            "seed": config.seed, "ct_noise_hu": _ct_noise(config),
+            "models": {role: {"name": e.name, "architecture": e.architecture, "sha256": e.sha256,
+                              "iterations": e.summary.get("iterations"), "regions_backend": e.regions_backend}
+                       for role, e in entries.items()}}
+
+
+def run_pretrained_demo(config: DemoConfig) -> Path:
+    """Run one task's pretrained demo into ``config.folder``; returns the path of its ``report.md``."""
+    from .data import read_manifest
+    from .data.layout import DATASET_FILE
+    from .data.prepare import PrepareConfig, prepare_dataset
+    from .demo_report import render_report, task_result
+    from .engine.evaluate import evaluate
+    from .engine.report import collect
+    from .models.hub import packaged_model_path
+
+    folder = config.folder
+    settings = pretrained_settings(config)
+    if not check_demo_folder(config):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / DEMO_FILE, json.dumps(settings, indent=1) + "\n")
+    clock = StageClock(folder / TIMINGS_FILE)
+    entries = _entries(config.task)
+    with clock.stage("check the weights"):  # each file against its recorded SHA-256
+        weights = {role: packaged_model_path(entry.name) for role, entry in entries.items()}
+
+    data = folder / "data"
+    with clock.stage("prepare the test split") as flags:
+        flags["done_before"] = (data / DATASET_FILE).is_file()
+        if not flags["done_before"]:
+            prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, seed=config.seed,
+                                          ct_noise_hu=_ct_noise(config), splits=("test",), progress=config.progress,
+                                          regions_backend=entries["rat"].regions_backend or "auto"))
+        _check_dataset(config, data)
+        manifest = read_manifest(data)
+
+    summaries = {}
+    for role, path in weights.items():
+        with clock.stage(f"evaluate {entries[role].name}"):
+            summaries[role] = evaluate(path, data=data, out=folder / "evaluation" / role, figures=0, label=role,
+                                       progress=config.progress, overwrite=True)
+    with clock.stage("restore"):
+        restored = restore_held_out(config, data=data, manifest=manifest, out=folder, weights=weights["rat"],
+                                    label_maps=True)
+    with clock.stage("figures"):
+        figures = comparison_figures(data, weights, folder / "figures", task=config.task)
+    baseline = DEMO_BASELINE[config.task]
+    record = task_result(settings=settings, manifest=manifest, data=data.relative_to(folder),
+                         rows=collect(list(summaries.values())), baseline=baseline, timings=clock.rows(),
+                         figures=[p.relative_to(folder) for p in figures],
+                         restored=[p.relative_to(folder) if p.is_relative_to(folder) else p for p in restored])
+    write_text_atomic(folder / RESULT_FILE, json.dumps(record, indent=1) + "\n")
+    report = write_text_atomic(folder / "report.md", render_report(record))
+    write_index(config.out)
+    return report
