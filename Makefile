@@ -4,7 +4,6 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   := $(VENV)/.data-sources
-TASK   ?= ct
 
 .PHONY: setup test test-fast demo bench clean
 
@@ -29,8 +28,14 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# make demo: the packaged CT model on the embedded test split, no training (a few minutes);
+# make demo TASK=ct|pet|pathology|all: RAT and a baseline trained from scratch (~20-30 min per task).
 demo: setup
-	$(PY) -m ratmir demo --task $(TASK) --out demo   # TASK=ct, pet, pathology or all
+ifdef TASK
+	$(PY) -m ratmir demo --task $(TASK) --out demo
+else
+	$(PY) -m ratmir demo --pretrained --task ct --out demo-pretrained
+endif
 
 bench: setup
 	$(PY) benchmarks/attention.py
