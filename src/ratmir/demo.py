@@ -199,10 +199,8 @@ def run_demo(config: DemoConfig) -> Path:
     from .data import read_manifest
     from .data.layout import DATASET_FILE
     from .data.prepare import PrepareConfig, prepare_dataset
-    from .demo_report import render_report, task_result
     from .engine import train
     from .engine.evaluate import evaluate
-    from .engine.report import collect
 
     _check_task(config.task)
     if config.pretrained:
@@ -245,9 +243,19 @@ def run_demo(config: DemoConfig) -> Path:
     with clock.stage("figures"):
         figures = comparison_figures(data, {name: run / "model.safetensors" for name, run in runs.items()},
                                      folder / "figures", task=config.task)
-    timings = clock.rows()
-    record = task_result(settings=demo_settings(config), manifest=manifest, data=data.relative_to(folder),
-                         rows=collect(list(summaries.values())), baseline=baseline, timings=timings,
+    return finish_demo(config, settings=demo_settings(config), manifest=manifest, data=data,
+                       summaries=list(summaries.values()), clock=clock, figures=figures, restored=restored)
+
+
+def finish_demo(config: DemoConfig, *, settings: dict[str, Any], manifest: dict[str, Any], data: Path,
+                summaries: list[Path], clock: StageClock, figures: list[Path], restored: list[Path]) -> Path:
+    """Write a task's ``result.json`` and ``report.md`` and refresh ``index.md``; returns the report's path."""
+    from .demo_report import render_report, task_result
+    from .engine.report import collect
+
+    folder = config.folder
+    record = task_result(settings=settings, manifest=manifest, data=data.relative_to(folder),
+                         rows=collect(list(summaries)), baseline=DEMO_BASELINE[config.task], timings=clock.rows(),
                          figures=[p.relative_to(folder) for p in figures],
                          restored=[p.relative_to(folder) if p.is_relative_to(folder) else p for p in restored])
     write_text_atomic(folder / RESULT_FILE, json.dumps(record, indent=1) + "\n")

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._files import write_text_atomic
-from .demo import (DEMO_BASELINE, DEMO_FILE, DEMO_FORMAT, RESULT_FILE, TIMINGS_FILE, DemoConfig, DemoFolderError,
-                   StageClock, _check_dataset, _ct_noise, check_demo_folder, comparison_figures, restore_held_out,
-                   write_index)
+from .demo import (DEMO_BASELINE, DEMO_FILE, DEMO_FORMAT, TIMINGS_FILE, DemoConfig, DemoFolderError, StageClock,
+                   _check_dataset, _ct_noise, check_demo_folder, comparison_figures, finish_demo, restore_held_out)
 
 # the packaged models of each task's demo: (RAT, baseline)
 PRETRAINED_MODELS = {task: (task, f"{task}-{baseline}") for task, baseline in DEMO_BASELINE.items()}
@@ -61,9 +60,7 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
     from .data import read_manifest
     from .data.layout import DATASET_FILE
     from .data.prepare import PrepareConfig, prepare_dataset
-    from .demo_report import render_report, task_result
     from .engine.evaluate import evaluate
-    from .engine.report import collect
     from .models.hub import packaged_model_path
 
     folder = config.folder
@@ -96,12 +93,5 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
                                     label_maps=True)
     with clock.stage("figures"):
         figures = comparison_figures(data, weights, folder / "figures", task=config.task)
-    baseline = DEMO_BASELINE[config.task]
-    record = task_result(settings=settings, manifest=manifest, data=data.relative_to(folder),
-                         rows=collect(list(summaries.values())), baseline=baseline, timings=clock.rows(),
-                         figures=[p.relative_to(folder) for p in figures],
-                         restored=[p.relative_to(folder) if p.is_relative_to(folder) else p for p in restored])
-    write_text_atomic(folder / RESULT_FILE, json.dumps(record, indent=1) + "\n")
-    report = write_text_atomic(folder / "report.md", render_report(record))
-    write_index(config.out)
-    return report
+    return finish_demo(config, settings=settings, manifest=manifest, data=data, summaries=list(summaries.values()),
+                       clock=clock, figures=figures, restored=restored)
