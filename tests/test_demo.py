@@ -146,14 +146,12 @@ def test_report_table_counts_nonfinite_scores(tmp_path) -> None:
 
 
 def test_figures_are_comparison_figures(tiny_dataset, tmp_path) -> None:
-    from ratmir.demo import _figures
+    from ratmir.demo import comparison_figures
     from ratmir_testdata import write_tiny_ct_model
 
-    runs = {}
-    for seed, name in enumerate(("rat", "redcnn")):
-        runs[name] = tmp_path / "runs" / name
-        write_tiny_ct_model(runs[name] / "model.safetensors", seed=seed)
-    paths = _figures(tiny_dataset, runs, tmp_path / "figures", task="ct", count=5)
+    weights = {name: write_tiny_ct_model(tmp_path / "runs" / name / "model.safetensors", seed=seed)
+               for seed, name in enumerate(("rat", "redcnn"))}
+    paths = comparison_figures(tiny_dataset, weights, tmp_path / "figures", task="ct", count=5)
     assert [p.name for p in paths] == ["test00.png", "test01.png"]  # every test image when fewer than count
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
