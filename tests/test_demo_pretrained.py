@@ -23,7 +23,8 @@ def _package(folder, tmp_path, *, seed: int = 0) -> None:
                                     num_heads=2)),
                         ("pet-dncnn", DnCNN(features=4, depth=3))):
         path = save_pretrained(model, tmp_path / f"{name}-{seed}.safetensors", metadata=meta)
-        hub.add_packaged_model(path, name=name, card=f"# `{name}`\n", summary={"iterations": 7}, folder=folder)
+        hub.add_packaged_model(path, name=name, card=f"# `{name}`\n", summary={"iterations": 7, "dataset": {"seed": 0, "ct_noise_hu": None, "test_fraction": 0.25}},
+                                folder=folder)
 
 
 @pytest.fixture()
@@ -60,6 +61,12 @@ def test_other_weights_are_refused_and_missing_models_named(packaged, tmp_path) 
         run_demo(config)
     with pytest.raises(DemoFolderError, match="no packaged model 'ct', 'ct-redcnn'.*make demo TASK=ct"):
         run_demo(DemoConfig(task="ct", out=tmp_path / "out", pretrained=True, progress=False))
+
+
+def test_a_seed_that_changes_the_split_is_refused(packaged, tmp_path) -> None:
+    with pytest.raises(DemoFolderError, match="trained on a dataset prepared with seed 0, not 3"):
+        run_demo(DemoConfig(task="pet", out=tmp_path / "out", limit=1, seed=3, pretrained=True, progress=False))
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_all_runs_the_packaged_tasks_and_names_the_others(packaged, tmp_path) -> None:

@@ -99,6 +99,9 @@ def demo(
         from .demo_pretrained import pretrained_tasks
 
         tasks = pretrained_tasks()
+        if not tasks:
+            raise UsageError("no packaged models are installed in this ratmir (`ratmir models`); "
+                             "`make demo TASK=ct` trains one from scratch")
         if set(tasks) != set(TASK_NAMES):
             typer.echo(f"Note: no packaged models for {', '.join(t for t in TASK_NAMES if t not in tasks)} in this "
                        "ratmir; `make demo TASK=NAME` trains them from scratch", err=True)
@@ -224,8 +227,8 @@ def train_command(
     from .engine import load_config, train
 
     cfg = load_config(config, overrides=set_ or [])
-    if init is not None:
-        cfg.model.init = init
+    if init is not None:  # a path is recorded absolute, so a resume from another folder finds the same file
+        cfg.model.init = str(Path(init).resolve()) if Path(init).exists() else init
     result = train(cfg, out=out, force=force, progress=progress)
     best = f", best val PSNR {result.best['psnr']:.2f} dB at {result.best['iteration']}" if result.best else ""
     resumed = f" (resumed from {result.resumed_from})" if result.resumed_from else ""

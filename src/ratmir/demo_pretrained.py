@@ -25,9 +25,10 @@ PRETRAINED_MODELS = {task: (task, f"{task}-{baseline}") for task, baseline in DE
 
 def pretrained_tasks() -> list[str]:
     """The tasks whose two demo models are both packaged."""
-    from .models.hub import packaged_models
+    from .models.hub import is_installed, packaged_models
 
-    names = set(packaged_models())
+    models = packaged_models()
+    names = {name for name, entry in models.items() if is_installed(entry)}
     return [task for task, pair in PRETRAINED_MODELS.items() if set(pair) <= names]
 
 
@@ -40,6 +41,23 @@ def _entries(task: str) -> dict[str, Any]:
                               f"(see `ratmir models`); `make demo TASK={task}` trains one from scratch")
     rat, baseline = PRETRAINED_MODELS[task]
     return {"rat": get_packaged_model(rat), DEMO_BASELINE[task]: get_packaged_model(baseline)}
+
+
+def _prepare_settings(config: DemoConfig, entry: Any) -> dict[str, Any]:
+    """The PrepareConfig fields that make the test split the model was scored on (recorded at packaging);
+    a demo seed or CT noise other than the training dataset's is refused: its split would differ."""
+    recorded = dict(entry.summary.get("dataset") or {})
+    wanted = {"seed": config.seed, "ct_noise_hu": _ct_noise(config)}
+    for key, value in wanted.items():
+        if key in recorded and recorded[key] != value:
+            raise DemoFolderError(f"the packaged model {entry.name!r} was trained on a dataset prepared with {key} "
+                                  f"{recorded[key]!r}, not {value!r}: another {key} would make another test split "
+                                  "(with images it trained on); leave it at the default")
+    fields = {"test_fraction": "test_fraction", "val_fraction": "val_fraction", "tile_size": "tile_size",
+              "regions_window": "regions_window"}
+    settings = {"seed": config.seed, "ct_noise_hu": _ct_noise(config)}
+    settings.update({field: recorded[key] for key, field in fields.items() if recorded.get(key) is not None})
+    return settings
 
 
 def pretrained_settings(config: DemoConfig) -> dict[str, Any]:
@@ -65,6 +83,7 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
 
     folder = config.folder
     settings = pretrained_settings(config)
+    _prepare_settings(config, _entries(config.task)["rat"])  # refuses a seed that would change the split
     if not check_demo_folder(config):
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / DEMO_FILE, json.dumps(settings, indent=1) + "\n")
@@ -77,9 +96,10 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
     with clock.stage("prepare the test split") as flags:
         flags["done_before"] = (data / DATASET_FILE).is_file()
         if not flags["done_before"]:
-            prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, seed=config.seed,
-                                          ct_noise_hu=_ct_noise(config), splits=("test",), progress=config.progress,
-                                          regions_backend=entries["rat"].regions_backend or "auto"))
+            prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, splits=("test",),
+                                          progress=config.progress,
+                                          regions_backend=entries["rat"].regions_backend or "auto",
+                                          **_prepare_settings(config, entries["rat"])))
         _check_dataset(config, data)
         manifest = read_manifest(data)
 

@@ -51,3 +51,24 @@ def test_validation_curve_and_seconds(two_runs) -> None:
     _, rat, _ = two_runs
     curve, seconds = validation_curve(rat / "metrics.jsonl")
     assert [i for i, _, _ in curve] == [5, 10] and seconds > 0
+
+
+def test_bad_requests_are_refused_before_any_work(two_runs, tmp_path) -> None:
+    data, rat, cnn = two_runs
+    folder = tmp_path / "weights"
+    bad = [
+        (dict(baseline_name="x"), "needs --baseline"),
+        (dict(baseline=cnn, baseline_name="tiny"), "different names"),
+        (dict(data=tmp_path), "holds no dataset.json"),
+        (dict(run=tmp_path), "not a finished RUN folder"),
+    ]
+    other = tmp_path / "other-data"
+    other.mkdir()
+    (other / "dataset.json").write_text((data / "dataset.json").read_text())
+    bad.append((dict(data=other), "was trained on"))
+    for change, message in bad:
+        request = PackageRequest(**{"run": rat, "name": "tiny", "data": data, "folder": folder, "progress": False,
+                                    **change})
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            package_run(request)
+    assert not folder.exists() and not (rat / "evaluation-package").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from ratmir_testdata import write_tiny_ct_model
 
@@ -49,17 +51,36 @@ def test_unknown_names_and_bad_names(tmp_path) -> None:
     with pytest.raises(ValueError, match="model name"):
         add_packaged_model(tmp_path / "tiny.safetensors", name="../evil", card="", folder=folder)
     assert packaged_models(folder=tmp_path / "empty") == {}
+    import json
+
+    index = json.loads((folder / "index.json").read_text())
+    index["models"]["tiny-ct"].pop("sha256")
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(PretrainedModelError, match="entry 'tiny-ct' has keys .* expected"):
+        packaged_models(folder=folder)
     (folder / "index.json").write_text("{not json")
     with pytest.raises(PretrainedModelError, match="unreadable"):
         packaged_models(folder=folder)
 
 
 def test_resolve_weights_paths_first_then_names(tmp_path, monkeypatch) -> None:
+    from ratmir.models import hub
+
+    folder, _ = _packaged(tmp_path)
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", folder)
     weights = write_tiny_ct_model(tmp_path / "run" / "model.safetensors")
     assert resolve_weights(tmp_path / "run") == weights and resolve_weights(weights) == weights
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="name of a packaged model"):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert resolve_weights("tiny-ct") == folder / "tiny-ct.safetensors"  # a name, checked by its hash
+    with pytest.raises(FileNotFoundError, match="name of a packaged model: tiny-ct"):
         resolve_weights("no-such-model")
+    (work / "tiny-ct").mkdir()  # a folder of the same name without weights: ambiguous, said so
+    with pytest.raises(FileNotFoundError, match="both a packaged model and the folder"):
+        resolve_weights("tiny-ct")
+    write_tiny_ct_model(work / "tiny-ct" / "model.safetensors")
+    assert resolve_weights("tiny-ct") == Path("tiny-ct") / "model.safetensors"  # the user's own run comes first
 
 
 def test_every_packaged_model_loads_offline_with_its_hash() -> None:

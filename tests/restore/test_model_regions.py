@@ -28,6 +28,15 @@ def test_sam_without_a_checkpoint_falls_back_to_auto(monkeypatch) -> None:
     assert model_regions({"regions_backend": "sam"}, regions="auto", window="auto")[0] == "auto"
 
 
+def test_medsam_without_its_package_falls_back_to_auto(monkeypatch) -> None:
+    from ratmir.restore import files
+
+    meta = {"regions_backend": "medsam"}
+    assert model_regions(meta, regions="auto", window="auto")[0] == "medsam"  # installed here
+    monkeypatch.setattr(files, "medsam_available", lambda: False)
+    assert model_regions(meta, regions="auto", window="auto")[0] == "auto"
+
+
 def test_training_records_the_datasets_backend(tmp_path) -> None:
     data = write_tiny_dataset(tmp_path / "data")
     manifest = json.loads((data / "dataset.json").read_text())

@@ -263,6 +263,8 @@ def prepare_dataset(config: PrepareConfig) -> PrepareReport:
             "val_fraction": config.val_fraction, "ct_noise_hu": config.ct_noise_hu,
             "tile_size": config.tile_size if task.name == "pathology" else None,
             "user_sources": [str(p) for p in config.sources], "ratmir_version": __version__,
+            # the splits whose images this folder holds ('splits' above lists only them too)
+            "made_splits": [name for name in SPLITS if name in config.splits],
         }
         (staging / DATASET_FILE).write_text(json.dumps(manifest, indent=1, default=_json_default))
         read_manifest(staging)

@@ -189,8 +189,9 @@ class _Trainer:
             model = build_model(config.model.name, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"model.options for {config.model.name!r}: {err}") from err
-        if config.model.init:  # before RUN is touched: a mismatch leaves nothing behind
-            try:
+        resuming = not force and (run / "checkpoints" / "last.pt").is_file()
+        if config.model.init and not resuming:  # a resumed run starts from its own checkpoint
+            try:  # before RUN is touched: a mismatch leaves nothing behind
                 load_initial_weights(model, resolve_weights(config.model.init), task=config.task)
             except (FileNotFoundError, ValueError) as err:
                 raise ConfigError(f"model.init: {err}") from err

@@ -4,9 +4,6 @@ Each model is a ``.safetensors`` file written by :func:`ratmir.models.save_pretr
 Markdown model card beside it, both in ``ratmir/models/weights/``; ``index.json`` there lists
 them with the SHA-256 of every weights file, checked each time a model is opened, so a file
 changed by one byte is refused with one line instead of restoring with the wrong weights.
-
->>> sorted(packaged_models()) == sorted(packaged_models(folder=WEIGHTS_DIR))
-True
 """
 
 from __future__ import annotations
@@ -14,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from ..errors import UsageError
 from .pretrained import read_metadata
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
 INDEX_FILE = "index.json"
 INDEX_FORMAT = 1
 
@@ -60,14 +60,23 @@ def _read_index(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise PretrainedModelError(f"{path} is unreadable ({exc}); reinstall ratmir") from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("models"), dict):
-        raise PretrainedModelError(f"{path} is not a ratmir model index of format {INDEX_FORMAT}")
+        found = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise PretrainedModelError(f"{path} is not a ratmir model index of format {INDEX_FORMAT} (found {found!r})")
     return index
 
 
 def packaged_models(*, folder: str | os.PathLike | None = None) -> dict[str, PackagedModel]:
     """The packaged models by name (``folder``: another weights folder, for tests and maintainers)."""
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
-    return {name: PackagedModel(name=name, **entry) for name, entry in _read_index(folder)["models"].items()}
+    models = {}
+    for name, entry in _read_index(folder)["models"].items():
+        try:
+            models[name] = PackagedModel(name=name, **entry)
+        except TypeError:
+            expected = sorted(f.name for f in fields(PackagedModel) if f.name != "name")
+            raise PretrainedModelError(f"{folder / INDEX_FILE}: entry {name!r} has keys {sorted(entry)}, expected "
+                                       f"{expected}; reinstall ratmir") from None
+    return models
 
 
 def get_packaged_model(name: str, *, folder: str | os.PathLike | None = None) -> PackagedModel:
@@ -111,8 +120,17 @@ def is_packaged(path: str | os.PathLike) -> bool:
 
 
 def is_model_name(text: str) -> bool:
-    """Whether ``text`` looks like a model name rather than a path (no separator, no suffix)."""
-    return bool(text) and os.sep not in text and "/" not in text and "." not in text
+    """Whether ``text`` is a model name: lower-case ASCII letters, digits, '-' and '_' (so never a path).
+
+    >>> [is_model_name(t) for t in ("ct", "pet-dncnn", "runs/ct", "model.safetensors", "CT", "nul")]
+    [True, True, False, False, False, False]
+    """
+    return bool(_NAME.fullmatch(text)) and text not in _RESERVED
+
+
+def is_installed(entry: PackagedModel, *, folder: str | os.PathLike | None = None) -> bool:
+    """Whether the weights file of ``entry`` is present (its hash is checked when it is opened)."""
+    return entry.weights_path(Path(folder) if folder is not None else WEIGHTS_DIR).is_file()
 
 
 def resolve_weights(path: str | os.PathLike) -> Path:
@@ -124,6 +142,10 @@ def resolve_weights(path: str | os.PathLike) -> Path:
     if weights.is_file():
         return weights
     if is_model_name(str(path)) and str(path) in packaged_models():
+        if path.exists():
+            raise FileNotFoundError(f"{str(path)!r} is both a packaged model and the folder {path.resolve()}, which "
+                                    f"holds no model.safetensors; give the folder's weights file, or run from "
+                                    "another folder to use the packaged model")
         return packaged_model_path(str(path))
     names = ", ".join(sorted(packaged_models())) or "none installed"
     raise FileNotFoundError(f"no model weights at {weights} (expected a RUN folder, a .safetensors file or the name "
@@ -143,8 +165,9 @@ def add_packaged_model(weights: str | os.PathLike, *, name: str, card: str, summ
     """Copy ``weights`` (a file written by ``ratmir train``) into the weights folder as ``NAME.safetensors``
     with ``card`` as ``NAME.md`` and record both in ``index.json`` (each written atomically); replaces an
     entry of the same name. For maintainers: ``ratmir models package``."""
-    if not is_model_name(name) or not name.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"a model name must be letters, digits, '-' or '_' (e.g. 'ct'), got {name!r}")
+    if not is_model_name(name):
+        raise ValueError(f"a model name must be lower-case letters, digits, '-' or '_', starting with a letter or "
+                         f"digit, and no device name (e.g. 'ct'), got {name!r}")
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
     meta = read_metadata(weights)
     folder.mkdir(parents=True, exist_ok=True)

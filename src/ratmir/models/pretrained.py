@@ -88,5 +88,8 @@ def load_initial_weights(model: RestorationModel, path: str | os.PathLike, *, ta
     if differences:
         raise ValueError(f"{path} cannot start this model (saved vs configured: {'; '.join(differences)}); set "
                          "model.name and model.options to the saved model's (`ratmir models show NAME` lists them)")
-    model.load_state_dict(load_file(str(path), device="cpu"))
+    try:
+        model.load_state_dict(load_file(str(path), device="cpu"))
+    except RuntimeError as err:  # same options, other tensors: a file from another ratmir
+        raise ValueError(f"{path} does not fit this model although its options match: {err}".splitlines()[0]) from err
     return meta

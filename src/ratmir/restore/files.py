@@ -47,6 +47,7 @@ from ..models.precision import PRECISIONS, inference_precision
 from ..regions import build_backend, load_label_map, parse_window
 from ..regions.batch import resolve_backend_name, segment_pixels
 from ..regions.labelmap_io import LABEL_MAP_SUFFIX
+from ..regions.medsam import medsam_available
 from ..regions.sam import configured_checkpoint
 from ..tasks import get_task
 from ..tasks.base import Normalisation
@@ -133,9 +134,11 @@ def model_normalisation(model_path: Path, task: str | None) -> tuple[Normalisati
 def model_regions(meta: dict[str, str], *, regions: str, window: str) -> tuple[str, str]:
     """The region backend and window to restore with: ``auto`` means the ones the model was trained
     with (``regions_backend``/``regions_window`` in its file, recorded by ``ratmir train``), else the
-    usual ``auto``; a SAM model whose checkpoint is not configured here falls back to ``auto``."""
+    usual ``auto``; a recorded ``sam`` without a configured checkpoint, or ``medsam`` without its
+    package, falls back to ``auto`` (which says in one line what it uses instead)."""
     recorded = meta.get("regions_backend")
-    if regions == "auto" and recorded and (recorded != "sam" or configured_checkpoint(None) is not None):
+    usable = {"sam": lambda: configured_checkpoint(None) is not None, "medsam": medsam_available}
+    if regions == "auto" and recorded and usable.get(recorded, lambda: True)():
         regions = recorded
     recorded_window = meta.get("regions_window")
     if window == "auto" and recorded_window and recorded_window not in ("auto", "None"):
