@@ -151,7 +151,7 @@ def test_figures_are_comparison_figures(tiny_dataset, tmp_path) -> None:
 
     weights = {name: write_tiny_ct_model(tmp_path / "runs" / name / "model.safetensors", seed=seed)
                for seed, name in enumerate(("rat", "redcnn"))}
-    paths = comparison_figures(tiny_dataset, weights, tmp_path / "figures", task="ct", count=5)
+    paths = comparison_figures(data=tiny_dataset, weights=weights, folder=tmp_path / "figures", task="ct", count=5)
     assert [p.name for p in paths] == ["test00.png", "test01.png"]  # every test image when fewer than count
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 

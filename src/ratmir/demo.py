@@ -241,8 +241,8 @@ def run_demo(config: DemoConfig) -> Path:
         restored = restore_held_out(config, data=data, manifest=manifest, out=folder,
                                     weights=runs["rat"] / "model.safetensors")
     with clock.stage("figures"):
-        figures = comparison_figures(data, {name: run / "model.safetensors" for name, run in runs.items()},
-                                     folder / "figures", task=config.task)
+        figures = comparison_figures(data=data, weights={name: run / "model.safetensors" for name, run in runs.items()},
+                                     folder=folder / "figures", task=config.task)
     return finish_demo(config, settings=demo_settings(config), manifest=manifest, data=data,
                        summaries=list(summaries.values()), clock=clock, figures=figures, restored=restored)
 
@@ -360,7 +360,7 @@ def restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any]
     return report.written
 
 
-def comparison_figures(data: Path, weights: dict[str, Path], folder: Path, *, task: str, count: int = 2) -> list[Path]:
+def comparison_figures(*, data: Path, weights: dict[str, Path], folder: Path, task: str, count: int = 2) -> list[Path]:
     """LQ | RAT | baseline | HQ with a zoomed inset, error maps and the region boundaries
     (:func:`ratmir.engine.figures.comparison_figure`, as ``evaluate`` and ``study`` draw them)."""
     import torch

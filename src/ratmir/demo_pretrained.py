@@ -112,6 +112,6 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
         restored = restore_held_out(config, data=data, manifest=manifest, out=folder, weights=weights["rat"],
                                     label_maps=True)
     with clock.stage("figures"):
-        figures = comparison_figures(data, weights, folder / "figures", task=config.task)
+        figures = comparison_figures(data=data, weights=weights, folder=folder / "figures", task=config.task)
     return finish_demo(config, settings=settings, manifest=manifest, data=data, summaries=list(summaries.values()),
                        clock=clock, figures=figures, restored=restored)

@@ -209,3 +209,17 @@ def test_only_some_splits_makes_the_same_images(tmp_path) -> None:
         assert np.array_equal(a[i]["regions"].numpy(), b[i]["regions"].numpy())
     with pytest.raises(ValueError, match="splits must be"):
         prepare_dataset(_config("pet", tmp_path / "bad", splits=("holdout",)))
+
+
+@pytest.mark.slow  # two CT prepares of 1 image per split (FBP, calibration): ~30 s
+def test_only_the_test_split_of_ct_keeps_calibration_and_images(tmp_path) -> None:
+    prepare_dataset(_config("ct", tmp_path / "full"))
+    prepare_dataset(_config("ct", tmp_path / "only", splits=("test",)))
+    full, only = (json.loads((tmp_path / d / "dataset.json").read_text()) for d in ("full", "only"))
+    assert only["made_splits"] == ["test"] and full["made_splits"] == ["train", "val", "test"]
+    assert only["left_out"] == full["left_out"] and only["split_rules"] == full["split_rules"]
+    name = full["splits"]["test"][0]
+    assert only["degradation"]["per_image"][name] == full["degradation"]["per_image"][name]
+    a, b = PairedDataset(tmp_path / "full", "test")[0], PairedDataset(tmp_path / "only", "test")[0]
+    for key in ("lq", "hq", "regions"):
+        assert np.array_equal(a[key].numpy(), b[key].numpy()), key
