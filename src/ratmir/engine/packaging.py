@@ -54,6 +54,11 @@ def known_limits(manifest: dict[str, Any], *, iterations: int) -> list[str]:
         lines.append(degradation[task])
     lines.append(f"A small model trained {iterations} iterations on a CPU, far below the paper's 200K; it has not "
                  "been compared with the authors' models (they released none).")
+    noncommercial = [str(r.get("id")) for r in manifest.get("sources", []) if isinstance(r, dict)
+                     and r.get("status", "used") == "used" and "BY-NC" in str(r.get("description", ""))]
+    lines.append("The weights are derived from the sources above, and their licences bear on how the weights may be "
+                 "used" + (f"; {', '.join(noncommercial)} carries a non-commercial (CC BY-NC) licence of its own"
+                           if noncommercial else "") + ".")
     return lines
 
 
