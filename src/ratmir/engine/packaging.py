@@ -40,8 +40,10 @@ def known_limits(manifest: dict[str, Any], *, iterations: int) -> list[str]:
             "pet": "digital brain phantoms built from MNI templates (nilearn), not patient PET",
             "pathology": "the few sample images that Python packages ship (the sources above), not a pathology "
                          "dataset"}.get(task, "the sources above")
-    lines = [f"Trained on {data}; the test split is small (see above), so the intervals are wide and say little "
-             "about other scanners, protocols or stains."]
+    test = manifest["splits"].get("test", [])
+    subjects = manifest.get("subjects", {}).get("test", [])
+    lines = [f"Trained on {data}. The test split is small ({len(test)} images from {len(subjects)} subject(s)): its "
+             "intervals describe these images, not other scanners, protocols or stains."]
     degradation = {
         "ct": "The quarter dose is simulated (extra Poisson noise in a 2D parallel-beam sinogram, FBP)"
               + (f", calibrated to a full-dose noise of {manifest['ct_noise_hu']} HU" if manifest.get("ct_noise_hu")
