@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,9 @@ RESULT_FILE = "result.json"  # a finished demo's numbers, read by index.md
 INDEX_FILE = "index.md"
 TIMINGS_FILE = "timings.json"  # seconds per stage, summed over the runs that did its work
 ALL_TASKS = "all"
+
+
+_VOLUME_SLICE = re.compile(r"(.+\.inv3) slice (\d+)")  # a sample's origin inside an InVesalius project
 
 
 class DemoFolderError(ConfigError):
@@ -330,9 +334,9 @@ def write_index(out: str | Path) -> Path:
 
 def restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any], out: Path,
                      weights: Path, label_maps: bool = False) -> list[Path]:
-    """Restore the test split's LQ images with ``ratmir restore``; for CT slices that came from
-    a DICOM file, the LQ slice is first written as a DICOM derived from it (a series in, a
-    series out). CT computes its region maps on the DICOM slices unless ``label_maps`` (then the
+    """Restore the test split's LQ images with ``ratmir restore``; for CT, the LQ slices are first
+    written as DICOM (a series in, a series out): derived from their DICOM file, or, for slices of
+    an InVesalius project (no DICOM header), as a new series per volume. CT computes its region maps on the DICOM slices unless ``label_maps`` (then the
     dataset's maps of the same LQ pixels are read, as for the other tasks)."""
     from .data.layout import pair_paths, read_image
     from .io import read_dicom, write_dicom_like
@@ -340,13 +344,31 @@ def restore_held_out(config: DemoConfig, *, data: Path, manifest: dict[str, Any]
 
     per_image = manifest.get("degradation", {}).get("per_image", {})
     lq_dir = out / "held-out-lq"
-    for name in manifest["splits"]["test"]:
+    volumes: dict[str, Any] = {}
+    for instance, name in enumerate(manifest["splits"]["test"], start=1):
         origin = str(per_image.get(name, {}).get("origin", ""))
         lq = pair_paths(data, "test", name).lq
+        volume_slice = _VOLUME_SLICE.fullmatch(origin)
         if config.task == "ct" and origin.endswith(".dcm") and Path(origin).is_file():
             source = read_dicom(origin)
             write_dicom_like(source.dataset, read_image(lq), lq_dir / f"{name}.dcm",
                              series_uid=None, series_description="simulated quarter dose (ratmir demo)")
+        elif config.task == "ct" and volume_slice and Path(volume_slice[1]).is_file():
+            # a slice of an InVesalius project has no DICOM header: a new series, one per volume
+            from .io import NewSeries, write_new_ct_slice
+            from .io.inv3 import read_inv3
+
+            path, z = volume_slice[1], int(volume_slice[2])
+            if path not in volumes:
+                sx, sy, sz = read_inv3(path).spacing_mm
+                volumes[path] = NewSeries(key=f"{Path(path).name} {manifest.get('seed')}",
+                                          patient_id=str(per_image[name].get("subject", Path(path).stem)),
+                                          series_description="simulated quarter dose (ratmir demo)",
+                                          pixel_spacing_mm=(sy, sx), slice_thickness_mm=sz)
+            series = volumes[path]
+            write_new_ct_slice(read_image(lq), lq_dir / f"{name}.dcm", series=series, instance=instance,
+                               z_mm=z * float(series.slice_thickness_mm or 1.0),
+                               derivation=f"simulated quarter dose (ratmir) of slice {z} of {Path(path).name}")
         else:
             lq_dir.mkdir(parents=True, exist_ok=True)
             (lq_dir / lq.name).write_bytes(lq.read_bytes())
