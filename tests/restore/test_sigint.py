@@ -40,7 +40,9 @@ def test_sigint_mid_run_leaves_only_complete_files(tmp_path) -> None:
     args = [sys.executable, "-m", "ratmir", "restore", str(tmp_path / "in"), "--model", str(model), "--out", str(out),
             "--regions", "grid", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # a test run started in the background inherits SIGINT ignored (POSIX shells do that), and so would the child
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not _outputs(out) and proc.poll() is None and time.monotonic() < deadline:
