@@ -33,14 +33,15 @@ def pretrained_tasks() -> list[str]:
 
 
 def _entries(task: str) -> dict[str, Any]:
-    from .models.hub import get_packaged_model, packaged_models
+    from .models.hub import packaged_models
 
-    missing = [name for name in PRETRAINED_MODELS[task] if name not in packaged_models()]
+    models = packaged_models()  # the index, read once
+    missing = [name for name in PRETRAINED_MODELS[task] if name not in models]
     if missing:
         raise DemoFolderError(f"no packaged model {', '.join(map(repr, missing))} for the {task} demo in this ratmir "
                               f"(see `ratmir models`); `make demo TASK={task}` trains one from scratch")
     rat, baseline = PRETRAINED_MODELS[task]
-    return {"rat": get_packaged_model(rat), DEMO_BASELINE[task]: get_packaged_model(baseline)}
+    return {"rat": models[rat], DEMO_BASELINE[task]: models[baseline]}
 
 
 def _prepare_settings(config: DemoConfig, entry: Any) -> dict[str, Any]:
@@ -83,12 +84,12 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
 
     folder = config.folder
     settings = pretrained_settings(config)
-    _prepare_settings(config, _entries(config.task)["rat"])  # refuses a seed that would change the split
+    entries = _entries(config.task)
+    prepare_settings = _prepare_settings(config, entries["rat"])  # refuses a seed that would change the split
     if not check_demo_folder(config):
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / DEMO_FILE, json.dumps(settings, indent=1) + "\n")
     clock = StageClock(folder / TIMINGS_FILE)
-    entries = _entries(config.task)
     with clock.stage("check the weights"):  # each file against its recorded SHA-256
         weights = {role: packaged_model_path(entry.name) for role, entry in entries.items()}
 
@@ -99,7 +100,7 @@ def run_pretrained_demo(config: DemoConfig) -> Path:
             prepare_dataset(PrepareConfig(task=config.task, out=data, limit=config.limit, splits=("test",),
                                           progress=config.progress,
                                           regions_backend=entries["rat"].regions_backend or "auto",
-                                          **_prepare_settings(config, entries["rat"])))
+                                          **prepare_settings))
         _check_dataset(config, data)
         manifest = read_manifest(data)
 
