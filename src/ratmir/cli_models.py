@@ -66,6 +66,8 @@ def package_command(
     baseline_config: Annotated[Optional[Path], typer.Option(help="The config that retrains the baseline.")] = None,
     folder: Annotated[Optional[Path], typer.Option(help="Weights folder (default: the package's).")] = None,
     machine: Annotated[str, typer.Option(help="Where the runs trained, for the card (e.g. '2 CPU cores').")] = "",
+    checkpoint: Annotated[str, typer.Option(help="Which weights of each run: 'final' (model.safetensors) or 'best' "
+                                          "(checkpoints/best.pt, the highest validation PSNR).")] = "final",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """For maintainers: score RUN (and the baseline) on the test split, write the model card(s) and
@@ -75,6 +77,6 @@ def package_command(
     entries = package_run(PackageRequest(run=run, name=name, data=data, baseline=baseline,
                                          baseline_name=baseline_name, config=config,
                                          baseline_config=baseline_config, folder=folder, machine=machine,
-                                         progress=progress))
+                                         progress=progress, checkpoint=checkpoint))
     for entry in entries:
         typer.echo(f"packaged {entry.name}: {entry.bytes} bytes, sha256 {entry.sha256}")

@@ -72,3 +72,34 @@ def test_bad_requests_are_refused_before_any_work(two_runs, tmp_path) -> None:
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             package_run(request)
     assert not folder.exists() and not (rat / "evaluation-package").exists()
+
+
+def test_package_the_validation_best_weights(two_runs, tmp_path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    data, rat, _ = two_runs
+    folder = tmp_path / "weights"
+    best = torch.load(rat / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    (entry,) = package_run(PackageRequest(run=rat, name="tiny", data=data, folder=folder, progress=False,
+                                          resamples=200, checkpoint="best"))
+    stored = load_file(str(packaged_model_path("tiny", folder=folder)))
+    assert stored.keys() == best["model"].keys()
+    assert all(torch.equal(stored[k], best["model"][k]) for k in stored)
+    card = model_card("tiny", folder=folder)
+    it = int(best["iteration"])
+    assert f"validation-best checkpoint, iteration {it}" in card and f"| {it} (packaged) |" in card
+    assert "--checkpoint best" in card
+    assert entry.summary["weights_iteration"] == it and entry.summary["iterations"] == 10
+
+
+def test_checkpoint_choice_is_checked(two_runs, tmp_path) -> None:
+    data, rat, _ = two_runs
+    with pytest.raises(ValueError, match="checkpoint must be one of final, best, got 'last'"):
+        package_run(PackageRequest(run=rat, name="tiny", data=data, folder=tmp_path / "w", progress=False,
+                                   checkpoint="last"))
+    (rat / "checkpoints" / "best.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no checkpoints/best.pt"):
+        package_run(PackageRequest(run=rat, name="tiny", data=data, folder=tmp_path / "w", progress=False,
+                                   checkpoint="best"))
+    assert not (tmp_path / "w").exists() and not (rat / "evaluation-package").exists()

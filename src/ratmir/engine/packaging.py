@@ -20,8 +20,9 @@ import numpy as np
 import yaml
 
 from ..conventions import MAIN_CONVENTION
-from ..models import read_metadata
+from ..models import load_pretrained, read_metadata, save_pretrained
 from ..models.hub import PackagedModel, add_packaged_model, stored_values
+from .checkpoint import load_checkpoint
 from .evaluate import evaluate
 from .stats import format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
 
@@ -80,6 +81,27 @@ class PackageRequest:
     machine: str = ""  # where the runs trained, as the maintainer states it (e.g. "2 CPU cores, torch 2.14.1")
     progress: bool = True
     resamples: int = 10_000
+    checkpoint: str = "final"  # "final" (RUN/model.safetensors) or "best" (the validation-best weights), both runs
+
+
+CHECKPOINTS = ("final", "best")
+
+
+def select_weights(run: Path, *, checkpoint: str) -> Path:
+    """The weights file to package from ``run``: its final ``model.safetensors``, or for ``"best"``
+    ``model-best.safetensors``, written (atomically) from ``checkpoints/best.pt`` (the weights of the
+    highest validation PSNR) with the final file's metadata and that checkpoint's iteration."""
+    final = run / "model.safetensors"
+    if checkpoint == "final":
+        return final
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    model = load_pretrained(final)
+    model.load_state_dict(best["model"])
+    meta = {k: v for k, v in read_metadata(final).items() if k not in ("format", "ratmir_version", "architecture",
+                                                                       "config")}
+    meta.update(iteration=str(int(best["iteration"])), selected="best validation PSNR",
+                selected_val_psnr=f"{float(best['metrics']['psnr']):.4f}")
+    return save_pretrained(model, run / "model-best.safetensors", metadata=meta)
 
 
 def read_scores(per_image_csv: Path) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
@@ -109,9 +131,9 @@ def validation_curve(metrics_jsonl: Path) -> tuple[list[tuple[int, float, float 
     return [curve[i] for i in sorted(curve)], seconds
 
 
-def _evaluate(run: Path, *, data: Path, label: str, progress: bool) -> Path:
+def _evaluate(run: Path, weights: Path, *, data: Path, label: str, progress: bool) -> Path:
     out = run / "evaluation-package"
-    evaluate(run, data=data, split="test", out=out, figures=0, label=label, progress=progress, overwrite=True)
+    evaluate(weights, data=data, split="test", out=out, figures=0, label=label, progress=progress, overwrite=True)
     return out / "per_image.csv"
 
 
@@ -193,6 +215,9 @@ def render_card(*, name: str, meta: dict[str, str], manifest: dict[str, Any], co
     iterations = int(config["train"]["iterations"])
     init = (f"; fine-tuned from `{Path(str(model_cfg['init'])).name}`, so the budget and the recipe below are the "
             "fine-tuning's" if model_cfg.get("init") else "")
+    selected = int(meta["iteration"]) if meta.get("selected") else None
+    chosen = (f"; the weights are the validation-best checkpoint, iteration {selected} (`RUN/checkpoints/best.pt`)"
+              if selected is not None else "")
     lines = [
         f"# `{name}`: {model_cfg['name']} for {task}"
         + (f" ({manifest['description']})" if manifest.get("description") else ""), "",
@@ -206,7 +231,7 @@ def render_card(*, name: str, meta: dict[str, str], manifest: dict[str, Any], co
         f"| region maps | `{regions.get('backend', 'none')}` on the LQ input, window `{regions.get('window')}` "
         "(`restore --regions auto` uses it) |",
         f"| budget | {iterations} iterations in {_minutes(seconds)} (from the run's log)"
-        + (f" on {machine}" if machine else "") + f"{init} |",
+        + (f" on {machine}" if machine else "") + f"{init}{chosen} |",
         f"| test split | {main} {main_score['mean']:.2f} dB over {len(scores[('model', main)])} images |", "",
         "## Use", "", "```bash",
         f"ratmir restore SCANS/ --model {name} --out restored/      # DICOM, NIfTI, PNG, TIFF in; the same out",
@@ -222,12 +247,15 @@ def render_card(*, name: str, meta: dict[str, str], manifest: dict[str, Any], co
         f"Degradation: {manifest.get('description') or 'not recorded in dataset.json'}"
         + ("; parameters shared by every image: " + ", ".join(f"{k} = {v}" for k, v in shared.items())
            if shared else "") + ".", "",
-        "## Recipe", "", f"Retrain: `{retrain}`. The run's full settings:", "", "```yaml", _card_settings(config),
+        "## Recipe", "", f"Retrain: `{retrain}`"
+        + (", then package its validation-best weights (`ratmir models package RUN --checkpoint best ...`)"
+           if selected is not None else "") + ". The run's full settings:", "", "```yaml", _card_settings(config),
         "```", "",
         "## Validation curve", "",
         f"Validation split ({_first(config['data'].get('val_max_images'))} images), PSNR over the full range:", "",
         *markdown_table(["iteration", "val PSNR (dB)", "gain over the input (dB)"],
-                        [[str(i), f"{p:.2f}", "-" if g is None else f"{g:+.2f}"] for i, p, g in curve]), "",
+                        [[f"{i} (packaged)" if i == selected else str(i), f"{p:.2f}", "-" if g is None else f"{g:+.2f}"]
+                         for i, p, g in curve]), "",
         "## Test split", "",
         f"{len(scores[('model', main)])} images, full size, mean ± std"
         + (f"; `{compare_label}` is the same engine's comparison model on the same data ({compare_budget})"
@@ -246,6 +274,8 @@ def _check_request(request: PackageRequest, data: Path) -> None:
     """Every input checked before anything is scored or written (one line each)."""
     if request.baseline_name is not None and request.baseline is None:
         raise ValueError("--baseline-name needs --baseline (the RUN folder of the comparison model)")
+    if request.checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {request.checkpoint!r}")
     if request.baseline_name is not None and request.baseline_name == request.name:
         raise ValueError(f"the model and its baseline need different names, both are {request.name!r}")
     if not (data / "dataset.json").is_file():
@@ -256,6 +286,9 @@ def _check_request(request: PackageRequest, data: Path) -> None:
         missing = [f for f in ("config.yaml", "metrics.jsonl", "model.safetensors") if not (Path(run) / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{run} is not a finished RUN folder of `ratmir train` (missing {', '.join(missing)})")
+        if request.checkpoint == "best" and not (Path(run) / "checkpoints" / "best.pt").is_file():
+            raise FileNotFoundError(f"{run} holds no checkpoints/best.pt (a run without validation?): package its "
+                                    "final weights with --checkpoint final")
         root = Path(str(yaml.safe_load((Path(run) / "config.yaml").read_text())["data"]["root"]))
         if root.is_dir() and root.resolve() != data.resolve():
             raise ValueError(f"{run} was trained on {root}, but --data is {data}: score a model on its own dataset's "
@@ -273,13 +306,13 @@ def package_run(request: PackageRequest) -> list[PackagedModel]:
                            request.baseline_config)
     facts: dict[str, dict[str, Any]] = {}
     for role, (run, label, config_path) in runs.items():
-        weights = run / "model.safetensors"
+        weights = select_weights(run, checkpoint=request.checkpoint)
         meta = read_metadata(weights)
         if meta.get("task") != manifest["task"]:
             raise ValueError(f"{run} was trained for task {meta.get('task')!r}; the dataset {data} is {manifest['task']!r}")
         curve, seconds = validation_curve(run / "metrics.jsonl")
         facts[role] = {"weights": weights, "meta": meta, "config": yaml.safe_load((run / "config.yaml").read_text()),
-                       "scores": read_scores(_evaluate(run, data=data, label=label, progress=request.progress)),
+                       "scores": read_scores(_evaluate(run, weights, data=data, label=label, progress=request.progress)),
                        "curve": curve, "seconds": seconds, "label": label,
                        "retrain": (f"ratmir prepare {manifest['task']} --out DATASET && ratmir train {config_path} "
                                    f"--out RUN --set data.root=DATASET") if config_path else "see the settings below"}
@@ -303,6 +336,7 @@ def package_run(request: PackageRequest) -> list[PackagedModel]:
                             "psnr": mean_std([v["psnr"] for v in scores[("model", main)].values()])["mean"],
                             "input_psnr": mean_std([v["psnr"] for v in scores[("input", main)].values()])["mean"]},
                    "iterations": int(mine["config"]["train"]["iterations"]), "seconds": round(mine["seconds"], 1),
+                   "weights_iteration": int(mine["meta"].get("iteration", mine["config"]["train"]["iterations"])),
                    # what the pretrained demo prepares its test split with (the same images as in training's dataset)
                    "dataset": {**{k: manifest.get(k) for k in PREPARE_SETTINGS},
                                "regions_window": (manifest.get("regions") or {}).get("window")}}
