@@ -174,7 +174,7 @@ def test_monitor_gain_and_check_point() -> None:
     better.add(loss=0.9, identity=1.0)
     assert not better.stalled(1)  # +0.9 dB: learning
     m.add(loss=0.5, identity=1.0)
-    assert m.log_record()["loss_vs_identity"] == pytest.approx(10.5 / 11)
+    assert m.log_record() == pytest.approx({"identity_loss": 1.0, "loss_vs_identity": 10.5 / 11})  # per iteration
     assert m.log_record() == {}  # reset after each log line
     assert gain_db(loss=10 ** (-STALL_DB / 20), identity=1.0) == pytest.approx(STALL_DB)
 

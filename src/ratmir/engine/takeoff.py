@@ -44,12 +44,13 @@ class TakeoffMonitor:
     def __init__(self, *, iterations: int, window: int = 50) -> None:
         self.check_at = max(1, math.ceil(iterations / 4))
         self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, min(window, self.check_at)))
-        self.log_sums = [0.0, 0.0]
+        self.log_sums = [0.0, 0.0, 0]  # loss, identity loss, iterations since the previous log line
 
     def add(self, *, loss: float, identity: float) -> None:
         self.recent.append((loss, identity))
         self.log_sums[0] += loss
         self.log_sums[1] += identity
+        self.log_sums[2] += 1
 
     def gain_db(self) -> float:
         """Gain over the identity over the last ``window`` iterations."""
@@ -57,12 +58,13 @@ class TakeoffMonitor:
         return gain_db(loss=loss, identity=identity)
 
     def log_record(self) -> dict[str, float]:
-        """Loss over identity loss since the previous call (``loss_vs_identity``), then reset."""
-        loss, identity = self.log_sums
-        self.log_sums = [0.0, 0.0]
+        """The identity's mean loss per iteration (``identity_loss``) and the training loss over it
+        (``loss_vs_identity``, a ratio of sums) since the previous call, then reset."""
+        loss, identity, count = self.log_sums
+        self.log_sums = [0.0, 0.0, 0]
         if identity <= 0:
             return {}
-        return {"identity_loss": identity, "loss_vs_identity": loss / identity}
+        return {"identity_loss": identity / count, "loss_vs_identity": loss / identity}
 
     def stalled(self, iteration: int) -> bool:
         """True at ``check_at`` (so once in a run that calls it every iteration) when the recent
