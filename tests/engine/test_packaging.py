@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,11 +82,18 @@ def test_package_the_validation_best_weights(two_runs, tmp_path) -> None:
     data, rat, _ = two_runs
     folder = tmp_path / "weights"
     best = torch.load(rat / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    # weights that differ from the final ones, so a copy of model.safetensors cannot pass
+    best = {**best, "iteration": 5, "model": {k: v + 1e-3 if k.startswith("ending") else v for k, v in best["model"].items()}}
+    torch.save(best, rat / "checkpoints" / "best.pt")
+    final = load_file(str(rat / "model.safetensors"))
     (entry,) = package_run(PackageRequest(run=rat, name="tiny", data=data, folder=folder, progress=False,
                                           resamples=200, checkpoint="best"))
     stored = load_file(str(packaged_model_path("tiny", folder=folder)))
     assert stored.keys() == best["model"].keys()
     assert all(torch.equal(stored[k], best["model"][k]) for k in stored)
+    assert not all(torch.equal(stored[k], final[k]) for k in stored)
+    scored = json.loads((rat / "evaluation-package" / "summary.json").read_text())
+    assert str(scored["weights"]).endswith("model-best.safetensors")  # the test split scored those weights
     card = model_card("tiny", folder=folder)
     it = int(best["iteration"])
     assert f"validation-best checkpoint, iteration {it}" in card and f"| {it} (packaged) |" in card
@@ -94,10 +102,16 @@ def test_package_the_validation_best_weights(two_runs, tmp_path) -> None:
 
 
 def test_checkpoint_choice_is_checked(two_runs, tmp_path) -> None:
+    import torch
+
     data, rat, _ = two_runs
     with pytest.raises(ValueError, match="checkpoint must be one of final, best, got 'last'"):
         package_run(PackageRequest(run=rat, name="tiny", data=data, folder=tmp_path / "w", progress=False,
                                    checkpoint="last"))
+    torch.save({"iteration": 5, "metrics": {"psnr": 1.0}, "model": {"x": torch.zeros(1)}}, rat / "checkpoints" / "best.pt")
+    with pytest.raises(ValueError, match="does not hold the weights"):
+        package_run(PackageRequest(run=rat, name="tiny", data=data, folder=tmp_path / "w", progress=False,
+                                   checkpoint="best"))
     (rat / "checkpoints" / "best.pt").unlink()
     with pytest.raises(FileNotFoundError, match="holds no checkpoints/best.pt"):
         package_run(PackageRequest(run=rat, name="tiny", data=data, folder=tmp_path / "w", progress=False,

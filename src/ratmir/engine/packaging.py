@@ -91,17 +91,26 @@ def select_weights(run: Path, *, checkpoint: str) -> Path:
     """The weights file to package from ``run``: its final ``model.safetensors``, or for ``"best"``
     ``model-best.safetensors``, written (atomically) from ``checkpoints/best.pt`` (the weights of the
     highest validation PSNR) with the final file's metadata and that checkpoint's iteration."""
-    final = run / "model.safetensors"
     if checkpoint == "final":
-        return final
+        return run / "model.safetensors"
+    model, meta = _best_weights(run)
+    return save_pretrained(model, run / "model-best.safetensors", metadata=meta)
+
+
+def _best_weights(run: Path) -> tuple[Any, dict[str, str]]:
+    """The model of ``run/checkpoints/best.pt`` and its metadata, in memory (raises on a bad file)."""
+    final = run / "model.safetensors"
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     model = load_pretrained(final)
-    model.load_state_dict(best["model"])
+    try:
+        model.load_state_dict(best["model"])
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(f"{run}/checkpoints/best.pt does not hold the weights of {final}: {err}") from err
     meta = {k: v for k, v in read_metadata(final).items() if k not in ("format", "ratmir_version", "architecture",
                                                                        "config")}
     meta.update(iteration=str(int(best["iteration"])), selected="best validation PSNR",
                 selected_val_psnr=f"{float(best['metrics']['psnr']):.4f}")
-    return save_pretrained(model, run / "model-best.safetensors", metadata=meta)
+    return model, meta
 
 
 def read_scores(per_image_csv: Path) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
@@ -304,12 +313,16 @@ def package_run(request: PackageRequest) -> list[PackagedModel]:
     if request.baseline is not None:
         runs["compare"] = (Path(request.baseline), request.baseline_name or Path(request.baseline).name,
                            request.baseline_config)
+    for run, _, _ in runs.values():  # every run checked (and best.pt read) before anything is written
+        task = read_metadata(run / "model.safetensors").get("task")
+        if task != manifest["task"]:
+            raise ValueError(f"{run} was trained for task {task!r}; the dataset {data} is {manifest['task']!r}")
+        if request.checkpoint == "best":
+            _best_weights(run)
     facts: dict[str, dict[str, Any]] = {}
     for role, (run, label, config_path) in runs.items():
         weights = select_weights(run, checkpoint=request.checkpoint)
         meta = read_metadata(weights)
-        if meta.get("task") != manifest["task"]:
-            raise ValueError(f"{run} was trained for task {meta.get('task')!r}; the dataset {data} is {manifest['task']!r}")
         curve, seconds = validation_curve(run / "metrics.jsonl")
         facts[role] = {"weights": weights, "meta": meta, "config": yaml.safe_load((run / "config.yaml").read_text()),
                        "scores": read_scores(_evaluate(run, weights, data=data, label=label, progress=request.progress)),

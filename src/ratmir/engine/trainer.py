@@ -45,7 +45,8 @@ from .sampling import ResumableBatchSampler
 from .takeoff import TakeoffMonitor, stall_warning
 from .validation import validate_model
 
-RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "metrics.jsonl", "tensorboard")
+RUN_FILES = ("config.yaml", "checkpoints", "model.safetensors", "model-best.safetensors", "metrics.jsonl",
+             "tensorboard")
 
 
 class TrainingDivergedError(RatmirError):
