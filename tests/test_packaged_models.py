@@ -16,7 +16,8 @@ from ratmir.io import read_dicom
 from ratmir.models import load_pretrained, read_metadata
 from ratmir.models.hub import packaged_model_path, packaged_models, resolve_weights
 
-SHIPPED = {"ct": "rat", "ct-redcnn": "redcnn", "pet": "rat", "pet-dncnn": "dncnn"}  # name -> architecture of every model this ratmir ships
+SHIPPED = {"ct": "rat", "ct-redcnn": "redcnn", "pet": "rat", "pet-dncnn": "dncnn", "pathology": "rat",
+           "pathology-dncnn": "dncnn"}  # name -> architecture of every model this ratmir ships
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
 
