@@ -87,18 +87,9 @@ class PackageRequest:
 CHECKPOINTS = ("final", "best")
 
 
-def select_weights(run: Path, *, checkpoint: str) -> Path:
-    """The weights file to package from ``run``: its final ``model.safetensors``, or for ``"best"``
-    ``model-best.safetensors``, written (atomically) from ``checkpoints/best.pt`` (the weights of the
-    highest validation PSNR) with the final file's metadata and that checkpoint's iteration."""
-    if checkpoint == "final":
-        return run / "model.safetensors"
-    model, meta = _best_weights(run)
-    return save_pretrained(model, run / "model-best.safetensors", metadata=meta)
-
-
 def _best_weights(run: Path) -> tuple[Any, dict[str, str]]:
-    """The model of ``run/checkpoints/best.pt`` and its metadata, in memory (raises on a bad file)."""
+    """The model of ``run/checkpoints/best.pt`` (the weights of the highest validation PSNR) with the
+    final file's metadata and that checkpoint's iteration, in memory (raises on a bad file)."""
     final = run / "model.safetensors"
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     model = load_pretrained(final)
@@ -313,15 +304,18 @@ def package_run(request: PackageRequest) -> list[PackagedModel]:
     if request.baseline is not None:
         runs["compare"] = (Path(request.baseline), request.baseline_name or Path(request.baseline).name,
                            request.baseline_config)
-    for run, _, _ in runs.values():  # every run checked (and best.pt read) before anything is written
+    best = {}  # every run checked (and best.pt read, once) before anything is written
+    for role, (run, _, _) in runs.items():
         task = read_metadata(run / "model.safetensors").get("task")
         if task != manifest["task"]:
             raise ValueError(f"{run} was trained for task {task!r}; the dataset {data} is {manifest['task']!r}")
         if request.checkpoint == "best":
-            _best_weights(run)
+            best[role] = _best_weights(run)
     facts: dict[str, dict[str, Any]] = {}
     for role, (run, label, config_path) in runs.items():
-        weights = select_weights(run, checkpoint=request.checkpoint)
+        # "best": the validation-best weights become RUN/model-best.safetensors (atomically), with their iteration
+        weights = (save_pretrained(best[role][0], run / "model-best.safetensors", metadata=best[role][1])
+                   if role in best else run / "model.safetensors")
         meta = read_metadata(weights)
         curve, seconds = validation_curve(run / "metrics.jsonl")
         facts[role] = {"weights": weights, "meta": meta, "config": yaml.safe_load((run / "config.yaml").read_text()),
