@@ -309,3 +309,24 @@ def test_units_train_without_torchruns_process_group(monkeypatch) -> None:
         finally:
             shutdown(info)
     assert (os.environ["WORLD_SIZE"], os.environ["RANK"], os.environ["MASTER_ADDR"]) == ("2", "1", "127.0.0.1")
+
+
+def test_fingerprint_is_the_same_in_another_checkout(tmp_path) -> None:
+    """A clone of the repository in another directory (another machine) keeps the committed
+    study.json: paths enter the fingerprint relative to the study folder or the spec's folder."""
+    prints = []
+    for checkout in ("machine1/repo", "machine2/elsewhere/repo"):
+        root = tmp_path / checkout
+        (root / "configs").mkdir(parents=True)
+        (root / "configs" / "smoke.yaml").write_text((CONFIGS / "smoke.yaml").read_text())
+        spec = root / "configs" / "study.yaml"
+        spec.write_text(yaml.safe_dump({
+            "seeds": [0], "datasets": {"made": {"prepare": {"task": "ct"}}},
+            "experiments": [{"name": "rat", "config": "smoke.yaml", "dataset": "made"}]}))
+        prints.append(load_study(spec, out=root / "studies" / "s").fingerprint(out=root / "studies" / "s"))
+    assert prints[0] == prints[1]
+    # what determines the runs still changes it
+    other = load_study(spec, out=tmp_path / "o")
+    assert other.fingerprint(out=tmp_path / "o") == prints[1]
+    spec.write_text(spec.read_text().replace("seeds:\n- 0", "seeds:\n- 1"))
+    assert load_study(spec, out=tmp_path / "o").fingerprint(out=tmp_path / "o") != prints[1]

@@ -204,7 +204,7 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
 
 def _check_study_folder(spec: StudySpec, out: Path) -> None:
     record = out / "study.json"
-    mine = {"spec": str(spec.path), "fingerprint": spec.fingerprint()}
+    mine = {"spec": os.path.relpath(spec.path, out), "fingerprint": spec.fingerprint(out=out)}
     with _locked(out / ".study.lock"):
         if record.is_file():
             old = json.loads(record.read_text())

@@ -106,12 +106,20 @@ class StudySpec:
         extra = [f"data.root={self.datasets[experiment.dataset].root}"] if experiment.dataset else []
         return [*self.common, *experiment.overrides, *extra, f"train.seed={seed}", f"name={experiment.name}"]
 
-    def fingerprint(self) -> str:
-        """A hash of what determines the runs (seeds, datasets, experiments, evaluation)."""
+    def fingerprint(self, *, out: Path) -> str:
+        """A hash of what determines the runs (seeds, datasets, experiments, evaluation). Paths enter
+        relative to ``out`` (the study folder) or to the spec's folder, so a clone of the repository
+        in another directory, or on another machine, has the same fingerprint."""
+        def portable(path: Path) -> str:
+            path = Path(path).resolve()
+            if path.is_relative_to(out.resolve()):
+                return "OUT/" + path.relative_to(out.resolve()).as_posix()
+            return "SPEC/" + Path(os.path.relpath(path, self.path.parent)).as_posix()
+
         record = {"seeds": self.seeds, "common": self.common, "split": self.split, "tile": self.tile,
                   "overlap": self.overlap, "max_images": self.max_images,
-                  "datasets": {k: [str(d.root), d.prepare, d.source, d.regions] for k, d in self.datasets.items()},
-                  "experiments": [[e.name, str(e.config), e.overrides, e.dataset,
+                  "datasets": {k: [portable(d.root), d.prepare, d.source, d.regions] for k, d in self.datasets.items()},
+                  "experiments": [[e.name, portable(e.config), e.overrides, e.dataset,
                                    [vars(s) for s in e.region_sources]] for e in self.experiments]}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
