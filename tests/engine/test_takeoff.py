@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ratmir.engine import load_config, train
-from ratmir.engine.takeoff import STALL_DB, TakeoffMonitor, gain_db
+from ratmir.engine.takeoff import STALL_DB, TAKEOFF_AFTER_WARMUP, TakeoffMonitor, check_point, gain_db
 from ratmir.engine.trainer import TrainingDivergedError, build_scheduler
 from ratmir.models import build_model
 from ratmir.models.layer_scales import kind_means, layer_scale_sizes
@@ -177,6 +177,18 @@ def test_monitor_gain_and_check_point() -> None:
     assert m.log_record() == pytest.approx({"identity_loss": 1.0, "loss_vs_identity": 10.5 / 11})  # per iteration
     assert m.log_record() == {}  # reset after each log line
     assert gain_db(loss=10 ** (-STALL_DB / 20), identity=1.0) == pytest.approx(STALL_DB)
+
+
+def test_check_waits_for_the_warmup() -> None:
+    # a warm-up delays the take-off: the check moves past it, never past the run's end
+    assert check_point(iterations=600) == 150
+    assert check_point(iterations=600, warmup=60) == 2 * 60 + TAKEOFF_AFTER_WARMUP
+    assert check_point(iterations=4000, warmup=60) == 1000  # a long run keeps its quarter
+    assert check_point(iterations=150, warmup=60) == 150
+    warmed = TakeoffMonitor(iterations=600, warmup=60, window=5)
+    for _ in range(220):
+        warmed.add(loss=1.1, identity=1.0)  # above the identity: the dip after a warm-up
+    assert not warmed.stalled(150) and warmed.stalled(220)
 
 
 def test_layer_scale_sizes_by_stage() -> None:

@@ -214,7 +214,7 @@ class _Trainer:
         if info.enabled:
             net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
         self.net = torch.compile(net) if config.train.compile else net
-        self.takeoff = TakeoffMonitor(iterations=config.train.iterations)
+        self.takeoff = TakeoffMonitor(iterations=config.train.iterations, warmup=config.optim.warmup)
         if config.train.amp == "bf16" and info.is_main and not bf16_is_fast(device):
             lacks = {"cpu": "no AVX-512 BF16 or AMX", "cuda": "compute capability below 8.0"}.get(device.type,
                                                                                                "no native bf16")
