@@ -12,8 +12,10 @@ maps can then not matter either.
         --data studies/ct_table4_warmup/datasets/ct --label ct_table4_rat
     python benchmarks/attention_branches.py ct --data DATASET --max-images 12 --label packaged_ct
 
-Prints one table; writes ``benchmarks/results/attention_branches/LABEL.json`` (per run, variant
-and image: the scores; committed) unless ``--no-save``.
+Prints one table and, for the first run on its first image, the RMS of each layer's updates
+(lambda_ra * R-MSA, each MLP, lambda_wa * W-MSA) beside the RMS of the features they are added
+to; writes ``benchmarks/results/attention_branches/LABEL.json`` (per run, variant and image: the
+scores; committed) unless ``--no-save``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ratmir._files import write_text_atomic
+from ratmir.data import PairedDataset
 from ratmir.engine.evaluate import evaluate
+from ratmir.engine.region_sources import RegionProvider
 from ratmir.engine.stats import paired_comparison
 from ratmir.models import load_pretrained, read_metadata, save_pretrained
 from ratmir.models.hub import resolve_weights
@@ -60,6 +65,35 @@ def scores(weights: Path, *, data: Path, max_images: int, convention: str, work:
     with open(summary.parent / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {(r["name"] if r["method"] == "model" else f"input/{r['name']}"): float(r["psnr"]) for r in rows}
+
+
+def branch_rms(weights: Path, *, data: Path) -> list[dict[str, float]]:
+    """Per RAT layer, on the first test image: the RMS of its input and of each update it adds."""
+    model = load_pretrained(weights).eval()
+    dataset = PairedDataset(data, "test")
+    item = dataset[0]
+    labels = RegionProvider("dataset", dataset)(0, item)[None]
+    rows: list[dict[str, float]] = []
+
+    def rms(t: torch.Tensor) -> float:
+        return float(t.float().pow(2).mean().sqrt())
+
+    def hook(layer: torch.nn.Module, part: str, scale: str | None):
+        def record(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            rows[-1][part] = rms(output * getattr(layer, scale) if scale else output)
+        return record
+
+    handles = []
+    for layer in (m for m in model.modules() if hasattr(m, "lambda_ra")):
+        layer.strip_bytes = 0  # whole images, not row strips: one call per branch
+        handles.append(layer.register_forward_pre_hook(lambda m, inputs: rows.append({"features": rms(inputs[0])})))
+        for part, scale in (("ra", "lambda_ra"), ("mlp_ra", None), ("wa", "lambda_wa"), ("mlp_wa", None)):
+            handles.append(getattr(layer, part).register_forward_hook(hook(layer, part, scale)))
+    with torch.no_grad():
+        model(item["lq"][None], labels)
+    for h in handles:
+        h.remove()
+    return rows
 
 
 def main() -> None:
@@ -103,14 +137,17 @@ def main() -> None:
         c = paired_comparison(arr[v], arr["intact"], method=v, reference="intact")
         print(f"| {v} | {arr[v].mean():.3f} | {c.mean_diff:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] | "
               f"{-c.mean_diff / gain:.1%} |")
+    layers = branch_rms(weights[runs[0]], data=args.data)
+    print(f"\nRMS per RAT layer of {runs[0]} on its first test image: features | lambda_ra*R-MSA | MLP | "
+          "lambda_wa*W-MSA | MLP")
+    for n, row in enumerate(layers):
+        print(f"layer {n}: " + " | ".join(f"{row[k]:.4f}" for k in ("features", "ra", "mlp_ra", "wa", "mlp_wa")))
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{args.label}.json"
         record = {"data": str(args.data), "convention": args.convention, "max_images": args.max_images,
-                  "variants": {v: list(s) for v, s in VARIANTS.items()}, "images": names, "runs": table}
-        tmp_path = path.with_suffix(".json.tmp")
-        tmp_path.write_text(json.dumps(record, indent=1))
-        tmp_path.replace(path)
+                  "variants": {v: list(s) for v, s in VARIANTS.items()}, "images": names, "runs": table,
+                  "branch_rms": {"run": runs[0], "image": 0, "layers": layers}}
+        write_text_atomic(path, json.dumps(record, indent=1))
         print(f"wrote {path}")
 
 

@@ -3,8 +3,9 @@
 A restoration network predicts ``input + residual``; a network that still returns its input
 (the identity) scores exactly the input's PSNR. :class:`TakeoffMonitor` keeps the training loss
 next to the loss the identity would have on the same batch (``loss_fn(lq, hq)``, no model pass)
-and, at a quarter of the run (:func:`check_point`: later where a warm-up delays the take-off), prints
-one warning line when the training loss is not at least 0.1 dB under the identity's (for an L1 loss the PSNR gain is about ``-20 log10(loss / identity)``):
+and, at a quarter of the run (:func:`check_point`: later where a warm-up delays the take-off),
+prints one warning line when the training loss is not at least 0.1 dB under the identity's (for
+an L1 loss the PSNR gain is about ``-20 log10(loss / identity)``):
 a run near the identity, or one that swings far above it (Adam with beta1 0.5 on a zero output
 layer: spikes of 20-35 dB above the identity's loss, measured), has not learned yet.
 The ratio and the layer-scale sizes (:func:`ratmir.models.layer_scales.layer_scale_sizes`) go to
@@ -40,8 +41,9 @@ def check_point(*, iterations: int, warmup: int = 0) -> int:
     Table 4 study a check at the quarter (150) warned on a RAT at -0.78 dB that was +2.3 dB over
     the input in validation by 300. Runs without warm-up keep the quarter.
 
-    >>> check_point(iterations=600), check_point(iterations=600, warmup=60), check_point(iterations=100, warmup=60)
-    (150, 220, 100)
+    >>> [check_point(iterations=600), check_point(iterations=600, warmup=60),
+    ...  check_point(iterations=100, warmup=60)]
+    [150, 220, 100]
     """
     quarter = max(1, math.ceil(iterations / 4))
     if warmup <= 0:
