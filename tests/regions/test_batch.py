@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from ratmir.cli import app
 from ratmir.regions import RegionsConfig, load_label_map, run_regions, save_label_map
-from ratmir.regions import batch as batch_module
 from ratmir.regions.batch import resolve_backend_name, select_backend_options, shard_from_env
 from ratmir.regions.sam import CHECKPOINT_ENV
 
@@ -144,7 +143,6 @@ def test_shard_env_errors():
 
 def test_backend_choice_and_options(monkeypatch, tmp_path):
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    monkeypatch.setattr(batch_module, "medsam_available", lambda: False)  # medsam's own choice: test_medsam.py
     assert resolve_backend_name("auto", options={}) == "felzenszwalb"
     assert resolve_backend_name("auto", options={"checkpoint": "x.pth"}) == "sam"
     monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path / "sam.pth"))

