@@ -219,7 +219,7 @@ def test_paper_configs_use_the_authors_adam_betas() -> None:
         assert load_config(CONFIGS / name).optim.betas == (0.5, 0.999), name
 
 
-def test_report_numbers_from_known_scores(tmp_path) -> None:
+def test_report_numbers_from_known_scores(tmp_path, monkeypatch) -> None:
     """The report of hand-written per-image scores: method b = a + 1 dB on every image and seed."""
     import numpy as np
 
@@ -266,6 +266,9 @@ def test_report_numbers_from_known_scores(tmp_path) -> None:
     assert "| b − a | +1.000 [+1.000, +1.000] | 0.0312 | 6/6 | 3/3 | higher |" in text
     assert paired[("a @ none", "psnr")]["verdict"] == "lower" and paired[("b", "ssim")]["verdict"] == "unresolved"
     assert "Compute: 10.5 min" in text  # 6 trainings x 60 s + 9 evaluations x 30 s
+    assert f"Command: `ratmir study {spec_path} --out {out}`" in text  # tmp_path: not under the cwd
+    monkeypatch.chdir(tmp_path)  # under the working directory: relative, naming no machine's folders
+    assert "Command: `ratmir study spec.yaml --out out`" in write_study_report(spec, out=out).read_text()
 
     # an infinite PSNR (output identical to its reference) is counted and shown, not silently dropped
     folder = evaluation_dir(out, "b", 0, "dataset")

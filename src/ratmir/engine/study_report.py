@@ -112,6 +112,13 @@ def _paired_table(items: list[PairedComparison]) -> list[str]:
                            "seeds better", "PSNR CI says", f"Δ SSIM [{level} CI]", "p (Wilcoxon)"], rows)
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies under it (a report committed with the
+    study then names no machine's folders), else absolute."""
+    path = Path(path).resolve()
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
 def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu") -> Path:
     """Write OUT/report/ from the finished units; returns the path of ``report.md``."""
     out = Path(out)
@@ -135,7 +142,7 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
              f"Spec `{spec.path.name}`; {len(spec.experiments)} experiments × seeds {list(spec.seeds)}; "
              f"{len(images)} {spec.split} images (of {len(next(iter(first.values())))} per unit); metric convention "
              f"`{conv}` (all conventions in the CSV files). Compute: {seconds / 60:.1f} min of training and "
-             f"evaluation in total. Command: `ratmir study {spec.path} --out {out.resolve()}`.", "",
+             f"evaluation in total. Command: `ratmir study {_shown(spec.path)} --out {_shown(out)}`.", "",
              "Mean over seeds and images; ± the std of the per-seed means (seeds) and of the per-image means over "
              "seeds (images).", ""]
     rows = []
