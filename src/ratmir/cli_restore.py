@@ -28,8 +28,8 @@ def restore_command(
     task: Annotated[Optional[str], typer.Option(help="ct, pet or pathology, if the model file does not record it.")]
     = None,
     regions: Annotated[str, typer.Option(help="Region backend (auto = the one the model was trained with, else "
-                                              "medsam when installed, else felzenszwalb; medsam, sam, felzenszwalb, "
-                                              "slic, grid, none) or a folder of label maps from `ratmir regions`.")]
+                                              "sam with a configured checkpoint, else felzenszwalb; medsam, sam, "
+                                              "felzenszwalb, slic, grid, none) or a folder of label maps from `ratmir regions`.")]
     = "auto",
     window: Annotated[str, typer.Option(help="Intensity window for the region backend (see `ratmir regions`).")]
     = "auto",
