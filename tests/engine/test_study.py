@@ -42,6 +42,21 @@ def mtimes(out: Path) -> dict[str, int]:
             (out / folder).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".pt", ".json", ".csv")}
 
 
+def test_jobs_take_units_from_one_queue(tmp_path) -> None:
+    """--jobs runs each unit once, in worker processes that take the next unit when free; a shard's
+    jobs only take that shard's units, and the last finished unit writes the report."""
+    from ratmir_testdata import write_tiny_dataset
+
+    spec = write_spec(tmp_path, write_tiny_dataset(tmp_path / "data", test=2), seeds=[0, 1, 2])
+    out = tmp_path / "study"
+    first = run_study(spec, out=out, shard=(0, 2), jobs=2, progress=False)
+    assert sorted(first.ran) == ["rat/seed0", "rat/seed1", "rat/seed2"] and not first.failed  # seed-major units
+    assert first.report is None and len(first.missing) == 3
+    second = run_study(spec, out=out, jobs=2, progress=False)
+    assert sorted(second.ran) == ["dncnn/seed0", "dncnn/seed1", "dncnn/seed2"]
+    assert sorted(second.skipped) == sorted(first.ran) and second.report is not None and not second.missing
+
+
 @pytest.mark.slow  # ~40 s on 2 busy cores: 7 tiny trainings, 13 evaluations, 4 reports
 def test_tiny_study_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     from ratmir_testdata import write_tiny_dataset
