@@ -17,9 +17,9 @@ files; an interrupted training resumes from its last checkpoint, a missing evalu
 redone. An unfinished unit whose weights are not on this machine is trained again and all its
 evaluations redone (so they score the same weights). A unit that raises is listed in
 ``failed`` (traceback in RUN/study_error.txt) and the others go on. Units can be split over
-processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N`` runs N local processes that take units from one queue; under
-``torchrun`` each rank takes a shard and trains alone on its own device. The report is written
-by whichever process finds every unit finished.
+processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N`` runs N local processes that take
+units from one queue; under ``torchrun`` each rank takes a shard and trains alone on its own
+device. The report is written by whichever process finds every unit finished.
 """
 
 from __future__ import annotations
