@@ -29,7 +29,8 @@ def restore_command(
     = None,
     regions: Annotated[str, typer.Option(help="Region backend (auto = the one the model was trained with, else "
                                               "sam with a configured checkpoint, else felzenszwalb; medsam, sam, "
-                                              "felzenszwalb, slic, grid, none) or a folder of label maps from `ratmir regions`.")]
+                                              "felzenszwalb, slic, grid, none) or a folder of label maps from "
+                                              "`ratmir regions`.")]
     = "auto",
     window: Annotated[str, typer.Option(help="Intensity window for the region backend (see `ratmir regions`).")]
     = "auto",

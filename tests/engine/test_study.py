@@ -44,7 +44,7 @@ def mtimes(out: Path) -> dict[str, int]:
 
 def test_jobs_take_units_from_one_queue(tmp_path) -> None:
     """--jobs runs each unit once, in worker processes that take the next unit when free; a shard's
-    jobs only take that shard's units, and the last finished unit writes the report."""
+    jobs only take that shard's units, and the run that finds every unit finished writes the report."""
     from ratmir_testdata import write_tiny_dataset
 
     spec = write_spec(tmp_path, write_tiny_dataset(tmp_path / "data", test=2), seeds=[0, 1, 2])

