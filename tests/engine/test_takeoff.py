@@ -80,6 +80,15 @@ def test_run_below_the_identity_warns_with_its_cause(tiny_dataset, tmp_path, cap
     assert len(lines) == 1 and "random output convolution" in lines[0], lines
 
 
+def test_stall_warning_names_a_random_output_layer_for_every_model_that_can_start_at_the_input() -> None:
+    from ratmir.engine.takeoff import stall_warning
+
+    for name, expected in [("rat", True), ("redcnn", True), ("dncnn", True), ("nafnet", False)]:
+        config = load_config(SMOKE, overrides=[f"model.name={name}", "model.options={}"])
+        line = stall_warning(iteration=10, iterations=40, gain=0.0, config=config)
+        assert ("random output convolution" in line) is expected, (name, line)
+
+
 def test_nan_loss_stops_keeps_last_checkpoint_and_resumes(tiny_dataset, tmp_path, monkeypatch) -> None:
     from ratmir.engine import trainer
 

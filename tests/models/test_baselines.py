@@ -46,6 +46,19 @@ def test_bad_inputs_are_checked_by_every_model(name: str) -> None:
         model(torch.rand(1, 1, 32, 32), torch.zeros(1, 31, 32))
 
 
+@pytest.mark.parametrize("name", ["redcnn", "dncnn"])
+def test_cnn_identity_init_returns_the_input_and_still_learns(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, identity_init=True, **SMALL[name])
+    x = torch.rand(2, 1, 27, 30)
+    y = model(x, None)
+    assert torch.equal(y, x)
+    (y - x.flip(-1)).square().mean().backward()
+    last = model.deconvs[0] if name == "redcnn" else model.body[-1]
+    assert last.weight.grad.abs().sum() > 0
+    assert not torch.equal(build_model(name, **SMALL[name])(x, None), x)  # the papers' random init
+
+
 def test_unknown_model() -> None:
     with pytest.raises(ValueError, match="model must be one of"):
         build_model("unet3000")

@@ -20,6 +20,7 @@ The ratio and the layer-scale sizes (:func:`ratmir.models.layer_scales.layer_sca
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import deque
 from typing import TYPE_CHECKING
@@ -94,6 +95,12 @@ class TakeoffMonitor:
         return iteration == self.check_at and self.gain_db() < STALL_DB
 
 
+def _has_identity_init(name: str) -> bool:
+    from ..models import MODELS
+
+    return name in MODELS and "identity_init" in inspect.signature(MODELS[name]).parameters
+
+
 def stall_warning(*, iteration: int, iterations: int, gain: float, config: ExperimentConfig) -> str:
     """One line naming the likely causes of a run that has not left the identity."""
     o, options = config.optim, config.model.options
@@ -103,7 +110,7 @@ def stall_warning(*, iteration: int, iterations: int, gain: float, config: Exper
     if options.get("identity_init"):
         causes.append("a zero output convolution (model.options.identity_init) with no warm-up "
                       "(optim.warmup)" if not o.warmup else "a zero output convolution (identity_init)")
-    elif "identity_init" in options or config.model.name == "rat":
+    elif "identity_init" in options or _has_identity_init(config.model.name):
         causes.append("a random output convolution, which starts below the identity "
                       "(model.options.identity_init: true starts at it)")
     if o.lr > 5e-4 and not o.warmup:
