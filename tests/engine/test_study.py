@@ -55,6 +55,62 @@ def test_jobs_take_units_from_one_queue(tmp_path) -> None:
     second = run_study(spec, out=out, jobs=2, progress=False)
     assert sorted(second.ran) == ["dncnn/seed0", "dncnn/seed1", "dncnn/seed2"]
     assert sorted(second.skipped) == sorted(first.ran) and second.report is not None and not second.missing
+    # the study grows by an experiment: only its units train, and the report has it
+    grown = yaml.safe_load(spec.read_text())
+    grown["experiments"].append({**grown["experiments"][1], "name": "dncnn_wide",
+                                 "set": ["model.name=dncnn", "model.options={features: 6, depth: 3}"]})
+    spec.write_text(yaml.safe_dump(grown))
+    third = run_study(spec, out=out, jobs=2, progress=False)
+    assert sorted(third.ran) == ["dncnn_wide/seed0", "dncnn_wide/seed1", "dncnn_wide/seed2"]
+    assert len(third.skipped) == 6 and "| dncnn_wide − rat |" in third.report.read_text()
+
+
+def test_a_study_folder_grows_but_refuses_changed_parts(tmp_path) -> None:
+    """New experiment, dataset or seed names join a study folder; a changed definition of a
+    recorded one, or of the shared settings, is refused naming it; a record that holds only the
+    whole-spec fingerprint is upgraded when the spec is the same."""
+    from ratmir.engine.study import _check_study_folder
+
+    out = tmp_path / "study"
+    out.mkdir()
+    spec = write_spec(tmp_path, tmp_path / "data")
+
+    def check(path: Path) -> None:
+        _check_study_folder(load_study(path, out=out), out)
+
+    # a record made before the parts were kept: upgraded, as the spec is the same
+    (out / "study.json").write_text(json.dumps({"spec": "x", "fingerprint": load_study(spec, out=out).fingerprint(out=out)}))
+    check(spec)
+    record = json.loads((out / "study.json").read_text())
+    assert set(record["experiments"]) == {"rat", "dncnn"} and record["seeds"] == [0, 1]
+    base = yaml.safe_load(spec.read_text())
+
+    def variant(name: str, change) -> Path:
+        data = yaml.safe_load(yaml.safe_dump(base))
+        change(data)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    grown = variant("grown", lambda d: (d["experiments"].append({**d["experiments"][1], "name": "dncnn2"}),
+                                        d.update(seeds=[0, 1, 2])))
+    check(grown)
+    record = json.loads((out / "study.json").read_text())
+    assert set(record["experiments"]) == {"rat", "dncnn", "dncnn2"} and record["seeds"] == [0, 1, 2]
+    check(spec)  # the original spec, a part of the grown study, still runs here
+    assert set(json.loads((out / "study.json").read_text())["experiments"]) == {"rat", "dncnn", "dncnn2"}
+    for name, change, named in (
+        ("changed_arm", lambda d: d["experiments"][1]["set"].append("optim.lr=1.0e-4"), "experiment 'dncnn'"),
+        ("changed_common", lambda d: d["common"].append("optim.lr=1.0e-4"), "the common settings"),
+        ("changed_data", lambda d: d["datasets"]["tiny"].update(root=str(tmp_path / "other")), "dataset 'tiny'"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            check(variant(name, change))
+    assert set(json.loads((out / "study.json").read_text())["experiments"]) == {"rat", "dncnn", "dncnn2"}
+    # a whole-spec record of another spec is refused as before
+    (out / "study.json").write_text(json.dumps({"spec": "other.yaml", "fingerprint": "x"}))
+    with pytest.raises(ConfigError, match="different spec"):
+        check(spec)
 
 
 @pytest.mark.slow  # ~40 s on 2 busy cores: 7 tiny trainings, 13 evaluations, 4 reports

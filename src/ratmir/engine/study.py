@@ -3,7 +3,7 @@ report with paired statistics (:mod:`ratmir.engine.study_report`).
 
 OUT holds::
 
-    study.json                            the spec's path and fingerprint (a rerun must match)
+    study.json                            the spec's path and fingerprints (a rerun must match, or grow it)
     datasets/<name>/                      datasets the spec prepares or derives (not committed)
     runs/<experiment>/seed<k>/            a RUN folder (``ratmir train``) per unit: weights (not committed)
     units/<experiment>/seed<k>/study_train.json     written when its training finished: every setting
@@ -15,7 +15,9 @@ OUT holds::
 skipped (their files are not touched), also on a new machine that has only the committed
 files; an interrupted training resumes from its last checkpoint, a missing evaluation is
 redone. An unfinished unit whose weights are not on this machine is trained again and all its
-evaluations redone (so they score the same weights). A unit that raises is listed in
+evaluations redone (so they score the same weights). A study grows: a spec with more
+experiments, datasets or seeds (new names) reruns into the same folder and trains only the new
+units (:func:`_check_study_folder`). A unit that raises is listed in
 ``failed`` (traceback in RUN/study_error.txt) and the others go on. Units can be split over
 processes: ``shard=(i, n)`` takes every n-th unit; ``jobs=N`` runs N local processes that take
 units from one queue; under ``torchrun`` each rank takes a shard and trains alone on its own
@@ -203,15 +205,37 @@ def run_unit(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, 
 
 
 def _check_study_folder(spec: StudySpec, out: Path) -> None:
+    """Refuse a folder whose study.json records another spec; record (or extend) it otherwise.
+
+    A study grows: experiments, datasets and seeds with new names join (their units train, the
+    finished ones are skipped); a shared setting (``common``, evaluation) or an experiment or
+    dataset of a recorded name whose definition changed is refused, naming what changed. A record
+    from before the parts were kept (only ``fingerprint``) is upgraded when the whole spec matches.
+    """
     record = out / "study.json"
-    mine = {"spec": os.path.relpath(spec.path, out), "fingerprint": spec.fingerprint(out=out)}
+    parts = spec.part_fingerprints(out=out)
     with _locked(out / ".study.lock"):
-        if record.is_file():
-            old = json.loads(record.read_text())
-            if old.get("fingerprint") != mine["fingerprint"]:
+        old = json.loads(record.read_text()) if record.is_file() else None
+        if old is not None and "shared" not in old:
+            if old.get("fingerprint") != spec.fingerprint(out=out):
                 raise ConfigError(f"{out} holds a study made from a different spec ({old.get('spec')}); "
                                   "use another --out, or delete it to start over")
-        else:
+            old = None  # the same spec: record its parts
+        if old is not None:
+            changed = [] if old["shared"] == parts["shared"] else ["the common settings or the evaluation"]
+            for kind in ("datasets", "experiments"):
+                changed += [f"{kind[:-1]} {name!r}" for name, fp in parts[kind].items()
+                            if old[kind].get(name, fp) != fp]
+            if changed:
+                raise ConfigError(f"{out} holds a study made from a different spec ({old.get('spec')}): "
+                                  f"{', '.join(changed)} changed since its units were made. A study may only "
+                                  "grow (new experiment, dataset or seed names); use another --out, a new "
+                                  "name for the changed part, or delete the folder to start over")
+            parts = {**parts, "datasets": {**old["datasets"], **parts["datasets"]},
+                     "experiments": {**old["experiments"], **parts["experiments"]},
+                     "seeds": sorted(set(old["seeds"]) | set(parts["seeds"]))}
+        mine = {"spec": os.path.relpath(spec.path, out), "fingerprint": spec.fingerprint(out=out), **parts}
+        if mine != (json.loads(record.read_text()) if record.is_file() else None):
             with atomic_path(record) as tmp:
                 tmp.write_text(json.dumps(mine, indent=1))
 

@@ -106,22 +106,43 @@ class StudySpec:
         extra = [f"data.root={self.datasets[experiment.dataset].root}"] if experiment.dataset else []
         return [*self.common, *experiment.overrides, *extra, f"train.seed={seed}", f"name={experiment.name}"]
 
+    def _portable(self, path: Path, *, out: Path) -> str:
+        path = Path(path).resolve()
+        if path.is_relative_to(out.resolve()):
+            return "OUT/" + path.relative_to(out.resolve()).as_posix()
+        return "SPEC/" + Path(os.path.relpath(path, self.path.parent)).as_posix()
+
+    def _records(self, *, out: Path) -> dict[str, Any]:
+        def dataset(d: DatasetSpec) -> list[Any]:
+            return [self._portable(d.root, out=out), d.prepare, d.source, d.regions]
+
+        def experiment(e: ExperimentSpec) -> list[Any]:
+            return [e.name, self._portable(e.config, out=out), e.overrides, e.dataset,
+                    [vars(s) for s in e.region_sources]]
+
+        return {"shared": {"common": self.common, "split": self.split, "tile": self.tile,
+                           "overlap": self.overlap, "max_images": self.max_images},
+                "datasets": {k: dataset(d) for k, d in self.datasets.items()},
+                "experiments": [experiment(e) for e in self.experiments]}
+
     def fingerprint(self, *, out: Path) -> str:
         """A hash of what determines the runs (seeds, datasets, experiments, evaluation). Paths enter
         relative to ``out`` (the study folder) or to the spec's folder, so a clone of the repository
         in another directory, or on another machine, has the same fingerprint."""
-        def portable(path: Path) -> str:
-            path = Path(path).resolve()
-            if path.is_relative_to(out.resolve()):
-                return "OUT/" + path.relative_to(out.resolve()).as_posix()
-            return "SPEC/" + Path(os.path.relpath(path, self.path.parent)).as_posix()
+        r = self._records(out=out)
+        return _hash({"seeds": self.seeds, **r["shared"], "datasets": r["datasets"], "experiments": r["experiments"]})
 
-        record = {"seeds": self.seeds, "common": self.common, "split": self.split, "tile": self.tile,
-                  "overlap": self.overlap, "max_images": self.max_images,
-                  "datasets": {k: [portable(d.root), d.prepare, d.source, d.regions] for k, d in self.datasets.items()},
-                  "experiments": [[e.name, portable(e.config), e.overrides, e.dataset,
-                                   [vars(s) for s in e.region_sources]] for e in self.experiments]}
-        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def part_fingerprints(self, *, out: Path) -> dict[str, Any]:
+        """The fingerprint split by part: ``shared`` (common overrides, evaluation), one hash per
+        dataset and per experiment, and the seeds. A study folder may grow by experiments, datasets
+        or seeds whose names are new; a part it already holds must keep its hash."""
+        r = self._records(out=out)
+        return {"shared": _hash(r["shared"]), "datasets": {k: _hash(v) for k, v in r["datasets"].items()},
+                "experiments": {e[0]: _hash(e) for e in r["experiments"]}, "seeds": list(self.seeds)}
+
+
+def _hash(record: Any) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 _TOP = ("name", "seeds", "reference", "datasets", "common", "experiments", "region_sources", "evaluate", "report")
