@@ -404,3 +404,20 @@ def test_fingerprint_is_the_same_in_another_checkout(tmp_path) -> None:
     assert other.fingerprint(out=tmp_path / "o") == prints[1]
     spec.write_text(spec.read_text().replace("seeds:\n- 0", "seeds:\n- 1"))
     assert load_study(spec, out=tmp_path / "o").fingerprint(out=tmp_path / "o") != prints[1]
+
+
+def test_only_the_datasets_of_unfinished_units_are_made(tiny_dataset, tmp_path) -> None:
+    """ensure_datasets makes the named datasets and what they derive from, nothing else: a study
+    grown by one arm does not remake the other arms' derived datasets."""
+    from ratmir.engine.study import ensure_datasets
+
+    spec_path = write_spec(tmp_path, tiny_dataset, datasets={  # keys in order: safe_dump sorts them
+        "tiny": {"root": str(tiny_dataset)},
+        "tiny_grid": {"from": "tiny", "regions": {"backend": "grid", "options": {"block_size": 8}}},
+        "tiny_grid2": {"from": "tiny_grid", "regions": {"backend": "grid", "options": {"block_size": 4}}}})
+    spec = load_study(spec_path, out=tmp_path / "study")
+    folder = tmp_path / "study" / "datasets"
+    ensure_datasets(spec, names={"tiny"}, progress=False)
+    assert not folder.exists()
+    ensure_datasets(spec, names={"tiny_grid2"}, progress=False)  # and the dataset it derives from
+    assert sorted(p.parent.name for p in folder.glob("*/dataset.json")) == ["tiny_grid", "tiny_grid2"]

@@ -89,11 +89,15 @@ def _single_process() -> Iterator[None]:
 
 
 # -- datasets -------------------------------------------------------------------------------------
-def ensure_datasets(spec: StudySpec, *, progress: bool = True) -> None:
-    """Prepare or derive every dataset of the spec that does not exist yet (once, under a lock)."""
+def ensure_datasets(spec: StudySpec, *, names: set[str] | None = None, progress: bool = True) -> None:
+    """Prepare or derive the datasets ``names`` (default: every dataset of the spec), with the ones
+    they are derived from, that do not exist yet (once, under a lock)."""
     from ..data.layout import DATASET_FILE
 
-    for d in spec.datasets.values():
+    wanted = set(spec.datasets) if names is None else set(names)
+    while any(spec.datasets[n].source not in (None, *wanted) for n in wanted):
+        wanted |= {spec.datasets[n].source for n in wanted if spec.datasets[n].source is not None}
+    for d in (d for d in spec.datasets.values() if d.name in wanted):  # the spec's order: sources first
         if (d.root / DATASET_FILE).is_file():
             continue
         with _locked(d.root.parent / f".{d.name}.lock"):
@@ -262,8 +266,10 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     _check_study_folder(spec, out)
     units = spec.units()
     mine = range(index, len(units), count)  # this shard: every count-th unit
-    if any(not unit_finished(spec, out, *units[i]) for i in mine):
-        ensure_datasets(spec, progress=progress)  # a clone with every unit committed needs none
+    todo = [units[i][0] for i in mine if not unit_finished(spec, out, *units[i])]
+    # only what the unfinished units train on: a clone with every unit committed needs none, and a
+    # study grown by one arm does not remake the other arms' derived datasets (medsam: minutes)
+    ensure_datasets(spec, names={e.dataset for e in todo if e.dataset is not None}, progress=progress)
     result = StudyResult(out=out)
     if jobs > 1:
         for done in _run_jobs(spec, out, positions=list(mine), jobs=jobs, device=device):
