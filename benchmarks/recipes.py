@@ -11,6 +11,7 @@ a config file.
     python benchmarks/recipes.py data/ct-felz --arms wmsa --recipes study beta09 beta09_randout beta09_warmup \\
         --seeds 0 1 2 3 4 --jobs 2                 # screen recipes on the cheapest arm
     python benchmarks/recipes.py data/ct-felz --arms rat msa redcnn dncnn --recipes beta09_warmup --jobs 2
+    python benchmarks/recipes.py data/ct-felz --arms rat --recipes beta09_warmup --iterations 750 --jobs 2
     python benchmarks/recipes.py data/ct-felz --report-only   # the tables from the committed results
 
 Each finished unit is one small JSON file in ``benchmarks/results/recipes/`` (committed), so a
