@@ -95,9 +95,10 @@ def ensure_datasets(spec: StudySpec, *, names: set[str] | None = None, progress:
     from ..data.layout import DATASET_FILE
 
     wanted = set(spec.datasets) if names is None else set(names)
-    while any(spec.datasets[n].source not in (None, *wanted) for n in wanted):
-        wanted |= {spec.datasets[n].source for n in wanted if spec.datasets[n].source is not None}
-    for d in (d for d in spec.datasets.values() if d.name in wanted):  # the spec's order: sources first
+    for d in reversed(spec.datasets.values()):  # a source is listed before the datasets made from it
+        if d.name in wanted and d.source is not None:
+            wanted.add(d.source)
+    for d in (d for d in spec.datasets.values() if d.name in wanted):
         if (d.root / DATASET_FILE).is_file():
             continue
         with _locked(d.root.parent / f".{d.name}.lock"):
@@ -217,11 +218,11 @@ def _check_study_folder(spec: StudySpec, out: Path) -> None:
     from before the parts were kept (only ``fingerprint``) is upgraded when the whole spec matches.
     """
     record = out / "study.json"
-    parts = spec.part_fingerprints(out=out)
+    parts, whole = spec.part_fingerprints(out=out), spec.fingerprint(out=out)
     with _locked(out / ".study.lock"):
-        old = json.loads(record.read_text()) if record.is_file() else None
+        saved = old = json.loads(record.read_text()) if record.is_file() else None
         if old is not None and "shared" not in old:
-            if old.get("fingerprint") != spec.fingerprint(out=out):
+            if old.get("fingerprint") != whole:
                 raise ConfigError(f"{out} holds a study made from a different spec ({old.get('spec')}); "
                                   "use another --out, or delete it to start over")
             old = None  # the same spec: record its parts
@@ -238,8 +239,8 @@ def _check_study_folder(spec: StudySpec, out: Path) -> None:
             parts = {**parts, "datasets": {**old["datasets"], **parts["datasets"]},
                      "experiments": {**old["experiments"], **parts["experiments"]},
                      "seeds": sorted(set(old["seeds"]) | set(parts["seeds"]))}
-        mine = {"spec": os.path.relpath(spec.path, out), "fingerprint": spec.fingerprint(out=out), **parts}
-        if mine != (json.loads(record.read_text()) if record.is_file() else None):
+        mine = {"spec": os.path.relpath(spec.path, out), "fingerprint": whole, **parts}
+        if mine != saved:
             with atomic_path(record) as tmp:
                 tmp.write_text(json.dumps(mine, indent=1))
 

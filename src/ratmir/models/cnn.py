@@ -9,11 +9,7 @@ from torch import Tensor, nn
 
 from .._checks import check_positive_int
 from .base import RestorationModel
-
-
-def _zero(layer: nn.Module) -> None:
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
+from .layers import zero_init
 
 
 class REDCNN(RestorationModel):
@@ -44,7 +40,7 @@ class REDCNN(RestorationModel):
         self.relu = nn.ReLU()
         self.min_size = 5 * (kernel_size - 1) + 1
         if identity_init:
-            _zero(self.deconvs[0])
+            zero_init(self.deconvs[0])
 
     def _restore(self, x: Tensor, regions: Tensor | None) -> Tensor:
         if min(x.shape[-2:]) < self.min_size:
@@ -83,7 +79,7 @@ class DnCNN(RestorationModel):
         layers.append(nn.Conv2d(features, in_channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
         if identity_init:
-            _zero(layers[-1])
+            zero_init(layers[-1])
 
     def _restore(self, x: Tensor, regions: Tensor | None) -> Tensor:
         return x - self.body(x)

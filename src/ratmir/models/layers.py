@@ -132,3 +132,10 @@ def memory_format_of(x: Tensor) -> torch.memory_format:
     """``torch.channels_last`` if ``x`` is laid out so (and not also plainly contiguous)."""
     cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if cl else torch.contiguous_format
+
+
+def zero_init(layer: nn.Module) -> None:
+    """Zero a layer's weight and bias: an output layer so, the untrained model returns its input
+    (``identity_init`` of RAT, RED-CNN and DnCNN)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)

@@ -18,7 +18,7 @@ from .._checks import check_choice, check_positive_int
 from .attention import RegionAttention, WindowAttention
 from .base import RestorationModel, pad_to_multiple
 from .grouped_attention import BACKENDS, TokenGroups, plan_groups
-from .layers import STRIP_BYTES, ConvMLP, LayerNorm2d, by_row_strips, strip_rows
+from .layers import STRIP_BYTES, ConvMLP, LayerNorm2d, by_row_strips, strip_rows, zero_init
 from .unet import build_decoder, build_encoder, checkpoint_mode, maybe_checkpoint, run_unet
 
 ATTENTION_MODES = ("region", "window", "global")
@@ -176,8 +176,7 @@ class RAT(RestorationModel):
         )
         self.ups, self.decoders = build_decoder(chan, dec_blocks)
         if identity_init:
-            nn.init.zeros_(self.ending.weight)
-            nn.init.zeros_(self.ending.bias)
+            zero_init(self.ending)
 
     def _restore(self, x: Tensor, regions: Tensor | None) -> Tensor:
         if regions is None and self.attention == "region":
