@@ -367,6 +367,9 @@ def study_command(
                f"{len(result.missing)} not finished")
     if result.report is not None:
         typer.echo(f"report: {result.report}")
+    for unit, diff in result.differs.items():
+        typer.echo(f"Warning: {unit} was trained with settings the spec does not ask for "
+                   f"({len(diff)}): {'; '.join(diff[:3])}{'; ...' if len(diff) > 3 else ''}", err=True)
     for message in result.failed:
         typer.echo(f"FAILED {message}", err=True)
     if not result.ok:

@@ -239,8 +239,24 @@ def test_fresh_clone_with_committed_units_skips_them(tmp_path) -> None:
     (third / "report" / "report.md").unlink()
     data.rename(tmp_path / "elsewhere")
     last = run_study(spec, out=third, progress=False)
-    assert last.ran == [] and len(last.skipped) == 4 and last.report is not None
+    assert last.ran == [] and len(last.skipped) == 4 and last.report is not None and last.differs == {}
     assert not (third / "runs").exists() and "| dncnn − rat |" in last.report.read_text()
+    assert "Every unit's recorded settings (study_train.json) equal what the spec trains" in last.report.read_text()
+
+    # a unit whose record holds other settings (copied from another study, trained before a default
+    # changed) is still skipped, but named with each differing setting, on stderr and in the report
+    record = third / "units" / "dncnn" / "seed1" / "study_train.json"
+    trained = json.loads(record.read_text())
+    trained["config"]["optim"]["lr"] = 5e-4
+    del trained["config"]["optim"]["warmup"]
+    record.write_text(json.dumps(trained))
+    result = CliRunner().invoke(app, ["study", str(spec), "--out", str(third), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: dncnn/seed1 was trained with settings the spec does not ask for (2): optim.lr: recorded " \
+           "0.0005, spec 0.0002; optim.warmup: recorded (not recorded), spec 0" in result.output
+    text = (third / "report" / "report.md").read_text()
+    assert "- dncnn/seed1: optim.lr: recorded 0.0005, spec 0.0002; optim.warmup: recorded (not" in text
+    assert "Every unit's recorded" not in text
 
 
 def test_spec_errors_and_cli(tiny_dataset, tmp_path) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from .._files import atomic_path
 from .config import ConfigError, load_config, to_dict
 from .study_layout import TRAIN_DONE, evaluation_dir, run_dir, train_record, unit_dir  # noqa: F401 - public here too
+from .study_records import setting_differences
 from .study_report import write_study_report
 from .study_spec import DatasetSpec, ExperimentSpec, StudySpec, load_study
 
@@ -49,6 +50,8 @@ class StudyResult:
     skipped: list[str] = field(default_factory=list)  # units already finished
     missing: list[str] = field(default_factory=list)  # units not finished (other shards, or failed)
     failed: list[str] = field(default_factory=list)  # "unit: error" of units that raised in this call
+    # finished units whose record differs from what the spec trains now: unit -> "key: recorded R, spec S"
+    differs: dict[str, list[str]] = field(default_factory=dict)
     report: Path | None = None
 
     @property
@@ -281,6 +284,9 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
         for i in mine:
             _run_recorded(spec, out, *units[i], device=device, progress=progress, result=result)
     result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
+    for i in mine:  # a unit copied from another study, or trained before a default changed
+        if unit_finished(spec, out, *units[i]) and (diff := setting_differences(spec, out, *units[i])):
+            result.differs[_unit_name(*units[i])] = diff
     if report and not result.missing:
         with _locked(out / ".study.lock"):
             result.report = write_study_report(spec, out=out, device=device)

@@ -21,6 +21,7 @@ from .evaluate import write_csv
 from .region_sources import STORED
 from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
 from .study_layout import evaluation_dir, run_dir, train_record
+from .study_records import setting_differences
 from .study_spec import StudySpec
 
 INPUT = "input (LQ)"
@@ -171,7 +172,8 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
                   *_paired_table(sources)]
     _plot_differences(folder / "differences.png", methods, sources, conv=conv)
     lines += ["", "![differences](differences.png)", ""]
-    lines += ["## Settings per arm (seed " + str(spec.seeds[0]) + ", from units/)", "", *_settings_table(spec, out), ""]
+    lines += ["## Settings per arm (seed " + str(spec.seeds[0]) + ", from units/)", "", *_settings_table(spec, out), "",
+              *_differences_lines(spec, out), ""]
     scales = _scales_table(spec, out)
     if scales:
         lines += ["## Layer scales after training", "", "Mean |value| per kind, averaged over stages, mean ± std over "
@@ -185,6 +187,17 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _differences_lines(spec: StudySpec, out: Path) -> list[str]:
+    """Whether every unit trained with what the spec asks (the table above shows one seed)."""
+    differs = {f"{e.name}/seed{s}": d for e, s in spec.units() if (d := setting_differences(spec, out, e, s))}
+    if not differs:
+        return ["Every unit's recorded settings (study_train.json) equal what the spec trains at its seed "
+                "(the dataset folder compared by name)."]
+    return ["**Units whose recorded settings differ from what the spec trains** (copied from another study, or "
+            "trained before a default changed):", "",
+            *[f"- {unit}: {'; '.join(d)}" for unit, d in differs.items()]]
 
 
 def _settings_table(spec: StudySpec, out: Path) -> list[str]:
