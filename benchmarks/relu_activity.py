@@ -26,6 +26,7 @@ from torch import nn
 
 from ratmir._files import write_text_atomic
 from ratmir.data import PairedDataset
+from ratmir.data.splits import evenly_spaced
 from ratmir.models import load_pretrained
 from ratmir.models.registry import build_model
 
@@ -87,8 +88,7 @@ def main() -> None:
     if args.max_images < 1:
         parser.error(f"--max-images must be >= 1, got {args.max_images}")
     dataset = PairedDataset(args.data, args.split)
-    picks = sorted({round(i * (len(dataset) - 1) / max(args.max_images - 1, 1))
-                    for i in range(min(args.max_images, len(dataset)))})
+    picks = evenly_spaced(range(len(dataset)), limit=args.max_images)  # as `ratmir evaluate --max-images`
     images = [dataset[i]["lq"] for i in picks]
     results = {}
     for run in args.runs:

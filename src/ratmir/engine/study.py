@@ -37,7 +37,8 @@ from pathlib import Path
 
 from .._files import atomic_path
 from .config import ConfigError, load_config, to_dict
-from .study_layout import TRAIN_DONE, evaluation_dir, run_dir, train_record, unit_dir  # noqa: F401 - public here too
+from .study_layout import (  # noqa: F401 - public here too
+    TRAIN_DONE, evaluation_dir, run_dir, train_record, unit_dir, unit_name)
 from .study_records import setting_differences
 from .study_report import write_study_report
 from .study_spec import DatasetSpec, ExperimentSpec, StudySpec, load_study
@@ -155,10 +156,6 @@ def derive_dataset(source: str | os.PathLike, *, out: str | os.PathLike, backend
 
 
 # -- units ----------------------------------------------------------------------------------------
-def _unit_name(experiment: ExperimentSpec, seed: int) -> str:
-    return f"{experiment.name}/seed{seed}"
-
-
 def unit_finished(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int) -> bool:
     """Whether the unit's committed files (``units/``) are complete; its weights need not be here."""
     return train_record(out, experiment.name, seed).is_file() and all(
@@ -283,10 +280,11 @@ def run_study(spec_path: str | os.PathLike, *, out: str | os.PathLike, shard: tu
     else:
         for i in mine:
             _run_recorded(spec, out, *units[i], device=device, progress=progress, result=result)
-    result.missing = [_unit_name(e, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
-    for i in mine:  # a unit copied from another study, or trained before a default changed
-        if unit_finished(spec, out, *units[i]) and (diff := setting_differences(spec, out, *units[i])):
-            result.differs[_unit_name(*units[i])] = diff
+    result.missing = [unit_name(e.name, s) for e, s in spec.units() if not unit_finished(spec, out, e, s)]
+    # finished units trained otherwise than the spec asks (copied from another study, or before a default changed)
+    for e, s in (units[i] for i in mine):
+        if unit_name(e.name, s) not in result.missing and (diff := setting_differences(spec, out, e, s)):
+            result.differs[unit_name(e.name, s)] = diff
     if report and not result.missing:
         with _locked(out / ".study.lock"):
             result.report = write_study_report(spec, out=out, device=device)
@@ -304,7 +302,7 @@ def _write_error(run: Path) -> None:
 def _run_recorded(spec: StudySpec, out: Path, experiment: ExperimentSpec, seed: int, *, device: str,
                   progress: bool, result: StudyResult) -> None:
     """:func:`run_unit`, its outcome added to ``result``; a failure is recorded, not raised."""
-    name = _unit_name(experiment, seed)
+    name = unit_name(experiment.name, seed)
     try:
         ran = run_unit(spec, out, experiment, seed, device=device, progress=progress)
     except Exception as exc:  # noqa: BLE001 - one failed unit must not stop an unattended study

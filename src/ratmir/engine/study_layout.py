@@ -21,6 +21,11 @@ from pathlib import Path
 TRAIN_DONE = "study_train.json"
 
 
+def unit_name(experiment: str, seed: int) -> str:
+    """``<experiment>/seed<k>``: how a unit is named in messages and reports."""
+    return f"{experiment}/seed{seed}"
+
+
 def run_dir(out: Path, experiment: str, seed: int) -> Path:
     return Path(out) / "runs" / experiment / f"seed{seed}"
 

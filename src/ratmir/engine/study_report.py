@@ -20,7 +20,7 @@ from ..models.layer_scales import SCALE_NAMES, kind_means
 from .evaluate import write_csv
 from .region_sources import STORED
 from .stats import PairedComparison, format_mean_std, markdown_table, mean_std, nonfinite_flag, paired_comparison
-from .study_layout import evaluation_dir, run_dir, train_record
+from .study_layout import evaluation_dir, run_dir, train_record, unit_name
 from .study_records import setting_differences
 from .study_spec import StudySpec
 
@@ -191,7 +191,7 @@ def write_study_report(spec: StudySpec, *, out: str | Path, device: str = "cpu")
 
 def _differences_lines(spec: StudySpec, out: Path) -> list[str]:
     """Whether every unit trained with what the spec asks (the table above shows one seed)."""
-    differs = {f"{e.name}/seed{s}": d for e, s in spec.units() if (d := setting_differences(spec, out, e, s))}
+    differs = {unit_name(e.name, s): d for e, s in spec.units() if (d := setting_differences(spec, out, e, s))}
     if not differs:
         return ["Every unit's recorded settings (study_train.json) equal what the spec trains at its seed "
                 "(the dataset folder compared by name)."]
